@@ -1,0 +1,61 @@
+# stopitd — the two commands of the quick start are `make run` and `make test`.
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+CONFIG  ?= config/stopitd.toml
+# Debian packages the test suite and the benchmarks talk to (real peers, not mocks).
+SYSTEM_PACKAGES := swaks dnsmasq-base postgresql postfix spamassassin
+
+.PHONY: setup system-deps run test lint typecheck pytest goldens bench fuzz clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+# Installs the Debian packages above when one of their commands is missing (needs root).
+system-deps:
+	@missing=""; \
+	command -v swaks >/dev/null || missing="$$missing swaks"; \
+	command -v smtp-source >/dev/null || missing="$$missing postfix"; \
+	command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
+	command -v spamassassin >/dev/null || missing="$$missing spamassassin"; \
+	{ command -v pg_config >/dev/null && test -x "$$(pg_config --bindir)/initdb"; } || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing (install them: apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+var:
+	mkdir -p var
+
+run: setup var
+	$(BIN)/stopitd --config $(CONFIG) db upgrade
+	$(BIN)/stopitd --config $(CONFIG) serve
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy src
+
+pytest: setup system-deps
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+goldens: setup
+	$(BIN)/python -m tests.goldens
+
+bench: setup system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,58 @@
+"""The pure analysis: ``analyze`` (bytes -> Analysis) and ``conclude`` (+ Evidence).
+
+No I/O here or below: see ARCHITECTURE.md, "The one rule".
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from stopitd.analysis import authres, forwarded, received, source, trust
+from stopitd.analysis.headers import parse_fields, split_message
+from stopitd.analysis.model import Analysis, Envelope, Evidence, Original
+from stopitd.analysis.policy import Policy
+
+__all__ = ["analyze", "conclude"]
+
+
+def _analyze_original(original: Original, policy: Policy) -> Original:
+    header_block, _ = split_message(original.raw)
+    fields = parse_fields(header_block, policy.limits.max_headers)
+    hops = tuple(received.parse_received(f.value) for f in fields if f.key == "received")
+    walk = trust.walk(hops, fields, policy.trust)
+    recorded = authres.read_recorded(fields, walk, policy.trust)
+    estimate = source.estimate(original, walk, recorded, None, policy.trust)
+    return replace(
+        original,
+        hops=walk.hops,
+        auth=recorded.summary,
+        source=estimate.source,
+        findings=original.findings + walk.findings + recorded.findings + estimate.findings,
+    )
+
+
+def analyze(
+    raw: bytes, envelope: Envelope, policy: Policy, *, as_original: bool = False
+) -> Analysis:
+    """Find the originals in a report and read their trace and auth headers (no DNS).
+
+    With ``as_original`` the bytes are the offending message itself, not a report.
+    """
+    del envelope  # reserved: the report's envelope will inform the reply logic
+    if as_original:
+        report, originals = forwarded.as_original(raw, policy.limits)
+    else:
+        report, originals = forwarded.find_originals(raw, policy.limits)
+    return Analysis(
+        report=report,
+        originals=tuple(_analyze_original(o, policy) for o in originals),
+    )
+
+
+def conclude(analysis: Analysis, evidence: Evidence, policy: Policy) -> Analysis:
+    """Fold verified evidence (DKIM, ARC, SPF, DMARC) into each original's verdict."""
+    originals = []
+    for i, original in enumerate(analysis.originals):
+        ev = evidence.originals[i] if i < len(evidence.originals) else None
+        originals.append(source.conclude(original, ev, policy.trust))
+    return replace(analysis, originals=tuple(originals))

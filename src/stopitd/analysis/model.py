@@ -1,0 +1,580 @@
+"""The analysis data model: frozen dataclasses and their JSON form (schema_version 1).
+
+Everything the analysis produces is one of these. The JSON contract is documented in
+``docs/analysis-json.md``; ``analysis_to_json`` is the only writer of it and
+``analysis_from_json`` reads it back (the store keeps the JSON, the raw bytes are kept
+beside it, never inside it).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+ANALYZER_VERSION = "0.1.0"
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """An expected oddity of the input, with a stable code and a line for staff."""
+
+    code: str
+    severity: Severity
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The SMTP envelope of a report as stopitd received it."""
+
+    mail_from: str = ""
+    rcpt_tos: tuple[str, ...] = ()
+    peer: str = ""
+    helo: str = ""
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFields:
+    """The fields staff read first, decoded (RFC 2047) and normalised."""
+
+    message_id: str = ""  # without <>
+    date: datetime | None = None  # UTC
+    from_: Address | None = None  # the first From address
+    to: tuple[Address, ...] = ()
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A part of a report kept as evidence (screenshots, logs, files)."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+# --- forwarded originals -------------------------------------------------------------
+
+
+class How(StrEnum):
+    """How an original was found inside a report."""
+
+    ATTACHMENT = "attachment"  # message/rfc822 part, .eml attachment
+    ATTACHMENT_MSG = "attachment-msg"  # Outlook .msg attachment
+    INLINE = "inline"  # inline forward by a mail client
+    PASTED_HEADERS = "pasted-headers"  # full headers pasted into the body
+    ARF = "arf"  # RFC 5965 feedback report
+    HEADERS_ONLY = "headers-only"  # text/rfc822-headers (RFC 6522)
+    RESENT = "resent"  # redirected/bounced: the report is the original
+    DIRECT = "direct"  # `analyze --original`: the file is the original itself
+
+
+class Grade(StrEnum):
+    """How good the evidence of one original is."""
+
+    FULL_MESSAGE = "full-message"
+    HEADERS_ONLY = "headers-only"
+    INLINE_SUMMARY = "inline-summary"
+    NONE = "none"
+
+
+# --- hops and the trust walk ------------------------------------------------------------
+
+
+class HopStatus(StrEnum):
+    PARSED = "parsed"
+    SKIPPED = "skipped"
+    UNPARSEABLE = "unparseable"
+
+
+class Trust(StrEnum):
+    TRUSTED = "trusted"
+    BOUNDARY = "boundary"
+    PROVIDER_ATTESTED = "provider-attested"
+    CLAIMED = "claimed"
+
+
+class IpClass(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    CGNAT = "cgnat"
+    LOOPBACK = "loopback"
+    LINK_LOCAL = "link-local"
+    ULA = "ula"
+    RESERVED = "reserved"
+    NONE = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One Received header (top first). Exactly one hop per header, always."""
+
+    raw: str
+    status: HopStatus
+    ip: str = ""
+    ip_class: IpClass = IpClass.NONE
+    rdns: str = ""
+    helo: str = ""
+    by: str = ""
+    with_: str = ""
+    id: str = ""
+    for_: str = ""
+    envelope_from: str = ""
+    date: datetime | None = None
+    auth: str = ""
+    trust: Trust = Trust.CLAIMED
+    delay_s: float | None = None
+
+
+class Mode(StrEnum):
+    HANDOFF = "handoff"
+    SUBMISSION = "submission"
+    PROVIDER_ATTESTED = "provider-attested"
+    INTERNAL = "internal"
+    UNKNOWN = "unknown"
+
+
+class Confidence(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEstimate:
+    relay_ip: str = ""
+    origin_ip: str = ""
+    mode: Mode = Mode.UNKNOWN
+    internal: bool = False
+    provider: str = ""
+    responsible_domains: tuple[str, ...] = ()
+    authenticated_identity: str = ""
+    from_authenticated: bool | None = None  # None until `conclude` has seen evidence
+    confidence: Confidence = Confidence.NONE
+    reasons: tuple[Reason, ...] = ()
+    boundary_index: int | None = None  # index into hops of the hand-off hop
+
+
+# --- authentication -------------------------------------------------------------------
+
+
+class AuthVerdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NEUTRAL = "neutral"
+    SOFTFAIL = "softfail"
+    TEMPERROR = "temperror"
+    PERMERROR = "permerror"
+    NONE = "none"
+    POLICY = "policy"
+
+
+@dataclass(frozen=True, slots=True)
+class DkimSignature:
+    domain: str
+    selector: str
+    algorithm: str
+    result: AuthVerdict
+    reason: str = ""
+    key_record: str = ""  # the DNS TXT record used, kept as evidence
+
+
+@dataclass(frozen=True, slots=True)
+class ArcInstance:
+    instance: int
+    domain: str
+    selector: str
+    cv: str  # the cv= the seal claims
+    seal_result: AuthVerdict
+    signature_result: AuthVerdict
+    recorded_results: str = ""  # ARC-Authentication-Results text of this instance
+
+
+@dataclass(frozen=True, slots=True)
+class ArcResult:
+    cv: AuthVerdict = AuthVerdict.NONE
+    instances: tuple[ArcInstance, ...] = ()
+    oldest_pass: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SpfResult:
+    result: AuthVerdict
+    domain: str = ""
+    ip: str = ""
+    helo: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcResult:
+    result: AuthVerdict
+    policy: str = ""
+    from_domain: str = ""
+    org_domain: str = ""
+    spf_aligned: bool = False
+    dkim_aligned: bool = False
+    record: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAuth:
+    """A result read from a header stamped by a trusted receiver."""
+
+    header: str  # Authentication-Results, ARC-Authentication-Results, Received-SPF, ...
+    authserv_id: str
+    method: str  # dkim, spf, dmarc, arc, ...
+    result: str
+    properties: tuple[tuple[str, str], ...] = ()  # (ptype.property, value)
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UntrustedClaim:
+    header: str
+    authserv_id: str
+    value: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class CrossCheck:
+    """Does the client IP recorded by trusted stamps match the walk's hand-off IP?"""
+
+    recorded_ips: tuple[str, ...] = ()
+    handoff_ip: str = ""
+    agrees: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSummary:
+    dkim: tuple[DkimSignature, ...] = ()
+    arc: ArcResult = field(default_factory=ArcResult)
+    spf: SpfResult | None = None
+    dmarc: DmarcResult | None = None
+    recorded: tuple[RecordedAuth, ...] = ()
+    untrusted: tuple[UntrustedClaim, ...] = ()
+    crosscheck: CrossCheck = field(default_factory=CrossCheck)
+    verified: bool = False  # True once `verify` ran (DNS); False for --no-dns
+
+
+# --- originals, reports, the whole analysis ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Original:
+    """One offending message found inside a report."""
+
+    how: How
+    grade: Grade
+    raw: bytes  # a slice of the report's bytes, or the repaired header block
+    fields: KeyFields = field(default_factory=KeyFields)
+    findings: tuple[Finding, ...] = ()
+    hops: tuple[Hop, ...] = ()
+    source: SourceEstimate = field(default_factory=SourceEstimate)
+    auth: AuthSummary = field(default_factory=AuthSummary)
+    envelope_sender: str = ""  # Return-Path of the original, when it carries one
+    sha256: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInfo:
+    """The outer message: the report as the reporter sent it."""
+
+    fields: KeyFields = field(default_factory=KeyFields)
+    findings: tuple[Finding, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    auto_submitted: str = ""  # Auto-Submitted / Precedence value, for the reply logic
+    in_reply_to: tuple[str, ...] = ()  # In-Reply-To and References ids, without <>
+    sha256: str = ""
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    report: ReportInfo
+    originals: tuple[Original, ...]
+    schema_version: int = SCHEMA_VERSION
+    analyzer_version: str = ANALYZER_VERSION
+
+
+# --- JSON -----------------------------------------------------------------------------
+
+# Python attribute names that are keywords or clash, and their JSON keys.
+_RENAMED = {"from_": "from", "with_": "with", "for_": "for"}
+# Attributes that never go into the JSON (bytes live in the store beside it).
+_OMITTED = {"raw"}
+_KEEP_RAW_TEXT = {Hop}  # a hop's raw text is evidence staff must see
+# Attributes whose keys are merged into the parent object.
+_FLATTENED = {"fields"}
+
+
+def _iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn a model value into plain JSON types (dict keys as the contract names them)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in fields(value):
+            if f.name in _OMITTED and type(value) not in _KEEP_RAW_TEXT:
+                continue
+            item = to_jsonable(getattr(value, f.name))
+            if f.name in _FLATTENED:
+                out.update(item)  # key fields sit directly on the report/original object
+            else:
+                out[_RENAMED.get(f.name, f.name)] = item
+        return out
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, datetime):
+        return _iso(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def analysis_to_json(analysis: Analysis) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "schema_version": analysis.schema_version,
+        "analyzer_version": analysis.analyzer_version,
+        "report": to_jsonable(analysis.report),
+        "originals": [to_jsonable(o) for o in analysis.originals],
+    }
+    return data
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _address(a: Mapping[str, Any]) -> Address:
+    return Address(str(a.get("name", "")), str(a.get("address", "")))
+
+
+def _key_fields(d: Mapping[str, Any]) -> KeyFields:
+    return KeyFields(
+        message_id=str(d.get("message_id", "")),
+        date=_parse_dt(d.get("date")),
+        from_=_address(d["from"]) if d.get("from") else None,
+        to=tuple(_address(a) for a in d.get("to", [])),
+        subject=str(d.get("subject", "")),
+    )
+
+
+def _findings(items: Sequence[Mapping[str, Any]]) -> tuple[Finding, ...]:
+    return tuple(Finding(str(f["code"]), Severity(f["severity"]), str(f["text"])) for f in items)
+
+
+def _hop(d: Mapping[str, Any]) -> Hop:
+    return Hop(
+        raw=str(d.get("raw", "")),
+        status=HopStatus(d["status"]),
+        ip=str(d.get("ip", "")),
+        ip_class=IpClass(d.get("ip_class", "")),
+        rdns=str(d.get("rdns", "")),
+        helo=str(d.get("helo", "")),
+        by=str(d.get("by", "")),
+        with_=str(d.get("with", "")),
+        id=str(d.get("id", "")),
+        for_=str(d.get("for", "")),
+        envelope_from=str(d.get("envelope_from", "")),
+        date=_parse_dt(d.get("date")),
+        auth=str(d.get("auth", "")),
+        trust=Trust(d.get("trust", "claimed")),
+        delay_s=d.get("delay_s"),
+    )
+
+
+def _source(d: Mapping[str, Any]) -> SourceEstimate:
+    return SourceEstimate(
+        relay_ip=str(d.get("relay_ip", "")),
+        origin_ip=str(d.get("origin_ip", "")),
+        mode=Mode(d.get("mode", "unknown")),
+        internal=bool(d.get("internal", False)),
+        provider=str(d.get("provider", "")),
+        responsible_domains=tuple(d.get("responsible_domains", [])),
+        authenticated_identity=str(d.get("authenticated_identity", "")),
+        from_authenticated=d.get("from_authenticated"),
+        confidence=Confidence(d.get("confidence", "none")),
+        reasons=tuple(Reason(str(r["code"]), str(r["text"])) for r in d.get("reasons", [])),
+        boundary_index=d.get("boundary_index"),
+    )
+
+
+def _auth(d: Mapping[str, Any]) -> AuthSummary:
+    arc = d.get("arc") or {}
+    spf = d.get("spf")
+    dmarc = d.get("dmarc")
+    cross = d.get("crosscheck") or {}
+    return AuthSummary(
+        dkim=tuple(
+            DkimSignature(
+                domain=s["domain"],
+                selector=s["selector"],
+                algorithm=s["algorithm"],
+                result=AuthVerdict(s["result"]),
+                reason=s.get("reason", ""),
+                key_record=s.get("key_record", ""),
+            )
+            for s in d.get("dkim", [])
+        ),
+        arc=ArcResult(
+            cv=AuthVerdict(arc.get("cv", "none")),
+            instances=tuple(
+                ArcInstance(
+                    instance=i["instance"],
+                    domain=i["domain"],
+                    selector=i["selector"],
+                    cv=i["cv"],
+                    seal_result=AuthVerdict(i["seal_result"]),
+                    signature_result=AuthVerdict(i["signature_result"]),
+                    recorded_results=i.get("recorded_results", ""),
+                )
+                for i in arc.get("instances", [])
+            ),
+            oldest_pass=arc.get("oldest_pass"),
+            reason=arc.get("reason", ""),
+        ),
+        spf=None
+        if spf is None
+        else SpfResult(
+            result=AuthVerdict(spf["result"]),
+            domain=spf.get("domain", ""),
+            ip=spf.get("ip", ""),
+            helo=spf.get("helo", ""),
+            reason=spf.get("reason", ""),
+        ),
+        dmarc=None
+        if dmarc is None
+        else DmarcResult(
+            result=AuthVerdict(dmarc["result"]),
+            policy=dmarc.get("policy", ""),
+            from_domain=dmarc.get("from_domain", ""),
+            org_domain=dmarc.get("org_domain", ""),
+            spf_aligned=bool(dmarc.get("spf_aligned", False)),
+            dkim_aligned=bool(dmarc.get("dkim_aligned", False)),
+            record=dmarc.get("record", ""),
+        ),
+        recorded=tuple(
+            RecordedAuth(
+                header=r["header"],
+                authserv_id=r["authserv_id"],
+                method=r["method"],
+                result=r["result"],
+                properties=tuple((str(k), str(v)) for k, v in r.get("properties", [])),
+                reason=r.get("reason", ""),
+            )
+            for r in d.get("recorded", [])
+        ),
+        untrusted=tuple(
+            UntrustedClaim(u["header"], u["authserv_id"], u["value"], u["why"])
+            for u in d.get("untrusted", [])
+        ),
+        crosscheck=CrossCheck(
+            recorded_ips=tuple(cross.get("recorded_ips", [])),
+            handoff_ip=cross.get("handoff_ip", ""),
+            agrees=cross.get("agrees"),
+        ),
+        verified=bool(d.get("verified", False)),
+    )
+
+
+def analysis_from_json(data: Mapping[str, Any], raws: Sequence[bytes] = ()) -> Analysis:
+    """Read the JSON back; ``raws`` gives each original's bytes (kept in the store)."""
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"unsupported analysis schema_version {data.get('schema_version')!r}")
+    rep = data["report"]
+    report = ReportInfo(
+        fields=_key_fields(rep),
+        findings=_findings(rep.get("findings", [])),
+        attachments=tuple(
+            Attachment(a["filename"], a["content_type"], a["size"], a["sha256"])
+            for a in rep.get("attachments", [])
+        ),
+        auto_submitted=rep.get("auto_submitted", ""),
+        in_reply_to=tuple(rep.get("in_reply_to", [])),
+        sha256=rep.get("sha256", ""),
+        size=int(rep.get("size", 0)),
+    )
+    originals = []
+    for i, o in enumerate(data.get("originals", [])):
+        originals.append(
+            Original(
+                how=How(o["how"]),
+                grade=Grade(o["grade"]),
+                raw=raws[i] if i < len(raws) else b"",
+                fields=_key_fields(o),
+                findings=_findings(o.get("findings", [])),
+                hops=tuple(_hop(h) for h in o.get("hops", [])),
+                source=_source(o.get("source", {})),
+                auth=_auth(o.get("auth", {})),
+                envelope_sender=o.get("envelope_sender", ""),
+                sha256=o.get("sha256", ""),
+            )
+        )
+    return Analysis(
+        report=report,
+        originals=tuple(originals),
+        schema_version=int(data["schema_version"]),
+        analyzer_version=str(data.get("analyzer_version", "")),
+    )
+
+
+# --- evidence from the verifier (DNS), consumed by `conclude` ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalEvidence:
+    """What `verify` found for one original (same order as Analysis.originals)."""
+
+    dkim: tuple[DkimSignature, ...] = ()
+    arc: ArcResult = field(default_factory=ArcResult)
+    spf: SpfResult | None = None
+    dmarc: DmarcResult | None = None
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    originals: tuple[OriginalEvidence, ...] = ()
+    verified: bool = False
+
+    @classmethod
+    def none(cls) -> Evidence:
+        """No DNS was asked (`--no-dns`, or DNS disabled)."""
+        return cls()

@@ -1,0 +1,297 @@
+"""TOML config -> frozen Settings. Unknown keys, wrong types and bad values name the key."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from stopitd.analysis.policy import Limits, Policy, TrustPolicy
+from stopitd.errors import ConfigError
+
+KNOWN_PROVIDERS = ("google", "microsoft", "yahoo", "apple")
+LOG_FORMATS = ("auto", "json", "console")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    listen: str = "127.0.0.1:2525"
+    report_addresses: tuple[str, ...] = ("stopit@localhost",)
+    max_message_size: int = 25 * 1024 * 1024
+    hostname: str = ""  # the name in the banner; empty: the machine's FQDN
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.listen)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.listen)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolSettings:
+    path: Path = Path("/var/lib/stopitd/spool")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = "sqlite:////var/lib/stopitd/stopitd.db"
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    format: str = "auto"
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    max_attempts: int = 5
+    backoff_initial: float = 1.0
+    backoff_max: float = 300.0
+    poll_interval: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    enabled: bool = True
+    nameservers: tuple[str, ...] = ()  # empty: the system resolver
+    timeout: float = 2.0  # per query
+    budget: float = 5.0  # total DNS time per message
+
+
+@dataclass(frozen=True, slots=True)
+class TrustSettings:
+    trusted_networks: tuple[str, ...] = ()
+    trusted_hosts: tuple[str, ...] = ()
+    msa_networks: tuple[str, ...] = ()
+    trusted_authserv_ids: tuple[str, ...] = ()
+    originating_ip_headers: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    source: Path | None = None  # the file these came from; None: built-in defaults
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    dns: DnsSettings = field(default_factory=DnsSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
+    limits: Limits = field(default_factory=Limits)
+
+    def policy(self) -> Policy:
+        t = self.trust
+        return Policy(
+            trust=TrustPolicy(
+                trusted_networks=t.trusted_networks,
+                trusted_hosts=t.trusted_hosts,
+                msa_networks=t.msa_networks,
+                trusted_authserv_ids=t.trusted_authserv_ids,
+                originating_ip_headers=t.originating_ip_headers,
+                providers=t.providers,
+            ),
+            limits=self.limits,
+        )
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    number = int(port)
+    if not 0 < number < 65536:
+        raise ValueError(f"port out of range in {value!r}")
+    return host.strip("[]"), number
+
+
+def _type_name(tp: Any) -> str:
+    if tp is Path:
+        return "a path (string)"
+    if typing.get_origin(tp) is tuple:
+        return "a list of strings"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp)
+    )
+
+
+def _convert(value: Any, tp: Any, key: str, base: Path) -> Any:
+    wrong = ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise wrong
+        p = Path(value)
+        return p if p.is_absolute() else (base / p).resolve()
+    if typing.get_origin(tp) is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise wrong
+        return tuple(value)
+    raise ConfigError(f"{key}: unsupported type {tp!r}")
+
+
+def _section(cls: type[Any], data: Any, prefix: str, base: Path) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{prefix}]: expected a table")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{prefix}.{key}: unknown key (known: {', '.join(sorted(known))})")
+    values = {k: _convert(v, hints[k], f"{prefix}.{k}", base) for k, v in data.items()}
+    return cls(**values)
+
+
+def _check(settings: Settings) -> None:
+    """Values that have the right type but make no sense."""
+    try:
+        split_host_port(settings.smtp.listen)
+    except ValueError as e:
+        raise ConfigError(f"smtp.listen: {e}") from None
+    if not settings.smtp.report_addresses:
+        raise ConfigError("smtp.report_addresses: at least one reporting address is needed")
+    for addr in settings.smtp.report_addresses:
+        if addr.count("@") != 1 or addr.startswith("@") or addr.endswith("@"):
+            raise ConfigError(f"smtp.report_addresses: {addr!r} is not an address")
+    if settings.smtp.max_message_size < 1024:
+        raise ConfigError("smtp.max_message_size: must be at least 1024 bytes")
+    if settings.log.format not in LOG_FORMATS:
+        raise ConfigError(f"log.format: must be one of {', '.join(LOG_FORMATS)}")
+    if settings.log.level not in LOG_LEVELS:
+        raise ConfigError(f"log.level: must be one of {', '.join(LOG_LEVELS)}")
+    if settings.worker.max_attempts < 1:
+        raise ConfigError("worker.max_attempts: must be at least 1")
+    for key in ("backoff_initial", "backoff_max", "poll_interval"):
+        if getattr(settings.worker, key) <= 0:
+            raise ConfigError(f"worker.{key}: must be greater than 0")
+    if settings.dns.timeout <= 0 or settings.dns.budget <= 0:
+        raise ConfigError("dns.timeout and dns.budget: must be greater than 0")
+    for key in ("trusted_networks", "msa_networks"):
+        for net in getattr(settings.trust, key):
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"trust.{key}: {net!r} is not a network") from None
+    for name in settings.trust.providers:
+        if name not in KNOWN_PROVIDERS:
+            raise ConfigError(
+                f"trust.providers: unknown provider {name!r} (known: {', '.join(KNOWN_PROVIDERS)})"
+            )
+    for f in fields(settings.limits):
+        if getattr(settings.limits, f.name) < 1:
+            raise ConfigError(f"limits.{f.name}: must be at least 1")
+
+
+def _resolve_db_url(url: str, base: Path) -> str:
+    """A relative SQLite path is taken relative to the config file's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////"):
+        rest = url[len(prefix) :]
+        if rest and not rest.startswith(":memory:"):
+            return prefix + str((base / rest).resolve())
+    return url
+
+
+def parse(data: dict[str, Any], source: Path | None) -> Settings:
+    base = source.parent if source is not None else Path.cwd()
+    sections: dict[str, Any] = {}
+    hints = get_type_hints(Settings)
+    known = [f.name for f in fields(Settings) if f.name != "source"]
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"[{key}]: unknown section (known: {', '.join(known)})")
+        cls = hints[key]
+        sections[key] = _section(cls, value, key, base)
+    settings = Settings(source=source, **sections)
+    if "database" in sections:
+        db = settings.database
+        settings = _replace(settings, database=DatabaseSettings(_resolve_db_url(db.url, base)))
+    _check(settings)
+    return settings
+
+
+def _replace(settings: Settings, **changes: Any) -> Settings:
+    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    values.update(changes)
+    return Settings(**values)
+
+
+def load(path: Path) -> Settings:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return parse(data, path.resolve())
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def discover(explicit: str | None) -> Path | None:
+    """`--config` > $STOPITD_CONFIG > ./config/stopitd.toml > /etc/stopitd/stopitd.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("STOPITD_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in (Path("config/stopitd.toml"), Path("/etc/stopitd/stopitd.toml")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_discovered(explicit: str | None) -> Settings:
+    path = discover(explicit)
+    if path is None:
+        raise ConfigError(
+            "no config file: pass --config FILE, set STOPITD_CONFIG, or create "
+            "./config/stopitd.toml or /etc/stopitd/stopitd.toml "
+            "(config/stopitd.example.toml documents every key)"
+        )
+    return load(path)
+
+
+def as_toml_dict(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The effective settings, section by section, for `stopitd check-config`."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in fields(settings):
+        if f.name == "source":
+            continue
+        section = getattr(settings, f.name)
+        out[f.name] = {}
+        for sf in fields(section):
+            value = getattr(section, sf.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name][sf.name] = value
+    return out
