@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from stopitd.analysis import authres, forwarded, received, source, trust
+from stopitd.analysis import authres, conclusion, forwarded, received, source, trust
 from stopitd.analysis.headers import parse_fields, split_message
 from stopitd.analysis.model import Analysis, Envelope, Evidence, Original
 from stopitd.analysis.policy import Policy
@@ -54,5 +54,5 @@ def conclude(analysis: Analysis, evidence: Evidence, policy: Policy) -> Analysis
     originals = []
     for i, original in enumerate(analysis.originals):
         ev = evidence.originals[i] if i < len(evidence.originals) else None
-        originals.append(source.conclude(original, ev, policy.trust))
+        originals.append(conclusion.conclude(original, ev, policy.trust))
     return replace(analysis, originals=tuple(originals))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from stopitd.analysis.authres import Recorded
 from stopitd.analysis.model import (
@@ -48,21 +48,3 @@ def estimate(
             reasons=(Reason("top-hop-only", "Only the top receiver is trusted."),),
         )
     )
-
-
-def conclude(
-    original: Original, evidence: OriginalEvidence | None, policy: TrustPolicy
-) -> Original:
-    """Fold verified evidence into the original's auth summary and verdict."""
-    del policy
-    if evidence is None:
-        return original
-    auth = replace(
-        original.auth,
-        dkim=evidence.dkim,
-        arc=evidence.arc,
-        spf=evidence.spf,
-        dmarc=evidence.dmarc,
-        verified=True,
-    )
-    return replace(original, auth=auth, findings=original.findings + evidence.findings)

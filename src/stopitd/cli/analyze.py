@@ -1,0 +1,87 @@
+"""`stopitd analyze`: run the whole analysis on files, without a daemon or a database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from stopitd import verify
+from stopitd.analysis import analyze as run_analysis
+from stopitd.analysis import conclude
+from stopitd.analysis.model import (
+    Analysis,
+    Envelope,
+    Evidence,
+    Finding,
+    ReportInfo,
+    Severity,
+    analysis_to_json,
+)
+from stopitd.cli.common import config_option, state
+from stopitd.config import Settings
+from stopitd.render.analysis import render_analysis
+
+
+def _unreadable(path: str, reason: str) -> Analysis:
+    return Analysis(
+        report=ReportInfo(findings=(Finding("unreadable", Severity.ERROR, f"{path}: {reason}"),)),
+        originals=(),
+    )
+
+
+def analyze_file(path: str, settings: Settings, *, as_original: bool, dns: bool) -> Analysis:
+    """One file to one Analysis; never raises for a bad file (the batch goes on)."""
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        return _unreadable(path, e.strerror or str(e))
+    policy = settings.policy()
+    try:
+        result = run_analysis(raw, Envelope(), policy, as_original=as_original)
+    except Exception as e:  # a bug in the analysis must not stop the batch
+        return _unreadable(path, f"analysis failed: {type(e).__name__}: {e}")
+    evidence = Evidence.none()
+    if dns:
+        evidence = verify.verify_analysis(result, settings.dns)
+    return conclude(result, evidence, policy)
+
+
+@click.command("analyze")
+@config_option
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--original",
+    "as_original",
+    is_flag=True,
+    help="Each file is the offending message itself, not a report forwarding it.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file per line.")
+@click.option("--no-dns", is_flag=True, help="Skip DKIM/ARC/SPF/DMARC verification.")
+@click.pass_context
+def analyze(
+    ctx: click.Context, files: tuple[str, ...], as_original: bool, as_json: bool, no_dns: bool
+) -> None:
+    """Analyse report files (or originals with --original) and print what was found."""
+    st = state(ctx)
+    settings = st.settings() if st.config_path or _has_config() else Settings()
+    dns = settings.dns.enabled and not no_dns
+    console = Console()
+    for path in files:
+        result = analyze_file(path, settings, as_original=as_original, dns=dns)
+        if as_json:
+            data: dict[str, Any] = {"file": path}
+            data.update(analysis_to_json(result))
+            click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+        else:
+            console.print(render_analysis(path, result))
+
+
+def _has_config() -> bool:
+    from stopitd import config
+
+    return config.discover(None) is not None

@@ -1,0 +1,1 @@
+"""Readable (rich) views of analyses and cases, shared by `analyze` and `cases show`."""
