@@ -22,10 +22,12 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from stopitd.cli import analyze, check_config
+    from stopitd.cli import analyze, cases, check_config, db
 
     main.add_command(analyze.analyze)
     main.add_command(check_config.check_config)
+    main.add_command(db.db_group)
+    main.add_command(cases.cases_group)
 
 
 _register()
