@@ -20,7 +20,8 @@ from stopitd.analysis.fields import parse_addresses, parse_date
 from stopitd.analysis.model import Address, Finding, KeyFields, Severity
 
 MAX_LINE = 400  # longer lines are never separators nor forwarded header lines
-MAX_TABLE_LINES = 16
+MAX_TABLE_LINES = 12
+TABLE_LINE = 300  # forwarded header lines are cut here before the library reads them
 
 _QUOTE = re.compile(r"^((?:[ \t]*>)+)[ \t]?")
 
@@ -135,7 +136,7 @@ def _table(lines: list[str], start: int) -> list[str]:
         text = _unquote(lines[i])
         if not text.strip():
             break
-        out.append(lines[i][:MAX_LINE])
+        out.append(lines[i][:TABLE_LINE])
         i += 1
     return out
 
@@ -178,6 +179,8 @@ def find_blocks(lines: list[str], skip: set[int], max_blocks: int) -> list[Inlin
 
 
 def _block(first: int, client: str, table: list[str]) -> InlineBlock:
+    # Only labelled lines and their continuations reach the library (see module doc).
+    table = [t for t in table if _label(_unquote(t)) or t[:1] in (" ", "\t")]
     text = "\n".join(table)
     meta = forward_parser.parse_original_email(text, text)
     sender = _address(meta.from_.name, meta.from_.address)
