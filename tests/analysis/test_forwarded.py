@@ -237,3 +237,55 @@ def test_as_original_treats_the_file_as_the_message() -> None:
     report, (o,) = forwarded.as_original(raw, Limits())
     assert (o.how, o.raw, o.fields.message_id) == (How.DIRECT, raw, TROLL_ID)
     assert report.sha256 == o.sha256
+
+
+def test_a_redirected_report_keeps_the_messages_it_carries() -> None:
+    raw = fixture("gmail-forward-as-attachment.eml")
+    raw = (
+        b"Resent-From: abuse-alias@example.edu\r\n"
+        b"Resent-Date: Tue, 24 Nov 2026 08:06:00 +0000\r\n" + raw
+    )
+    report, (o,) = forwarded.find_originals(raw, Limits())
+    assert o.how is How.ATTACHMENT and o.fields.message_id == TROLL_ID
+    assert "resent-report" in codes(report)
+
+
+REPLY_QUOTING_VICTIM = (
+    b"From: Anon Troll <troll.account77@gmail.com>\r\nTo: victim@example.edu\r\n"
+    b"Subject: RE: please stop\r\nMessage-ID: <reply-1@example.net>\r\n"
+    b"Date: Mon, 23 Nov 2026 21:14:05 +0100\r\n\r\n"
+    b"No.\r\n\r\n-----Original Message-----\r\nFrom: Vicky Tim <victim@example.edu>\r\n"
+    b"Sent: Monday, November 23, 2026 8:00 PM\r\nTo: troll.account77@gmail.com\r\n"
+    b"Subject: please stop\r\n\r\nPlease stop writing to me.\r\n"
+)
+
+
+def test_a_harassing_reply_quoting_the_victim_is_one_original() -> None:
+    report = (
+        b"From: Vicky Tim <victim@example.edu>\r\nTo: stopit@example.edu\r\n"
+        b"Subject: FW: RE: please stop\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="r"\r\n\r\n--r\r\n'
+        b"Content-Type: text/plain\r\n\r\nAttached.\r\n--r\r\nContent-Type: message/rfc822\r\n\r\n"
+        + REPLY_QUOTING_VICTIM
+        + b"\r\n--r--\r\n"
+    )
+    _, originals = forwarded.find_originals(report, Limits())
+    assert [o.fields.message_id for o in originals] == ["reply-1@example.net"]
+
+
+def test_a_reply_to_stopit_flags_its_quote() -> None:
+    raw = REPLY_QUOTING_VICTIM.replace(b"RE: please stop", b"RE: your report to stopit")
+    _, (o,) = forwarded.find_originals(raw, Limits())
+    assert o.how is How.INLINE and "maybe-reply-quote" in codes(o)
+
+
+def test_html_only_outlook_forward_is_found() -> None:
+    raw = fixture("outlook-desktop-inline.eml")
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    html = rest[rest.index(b"Content-Type: text/html") :].split(b"\r\n--_000_")[0]
+    only_html = head.replace(b"multipart/alternative", b"text/plain").split(b"Content-Type:")[0]
+    only_html += html + b"\r\n"
+    _, (o,) = forwarded.find_originals(only_html, Limits())
+    assert o.how is How.INLINE
+    assert o.fields.from_ is not None and o.fields.from_.address == TROLL
+    assert o.fields.subject == "you will regret this"

@@ -14,6 +14,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from emailforwardparser import forward_parser  # type: ignore[import-untyped]
+
 from stopitd.analysis import bodytext, inline, msgfile, pasted
 from stopitd.analysis.fields import key_fields, parse_addresses
 from stopitd.analysis.headers import HeaderField, get, get_all, header_end, parse_block
@@ -39,6 +41,20 @@ _MESSAGE_FIELDS = frozenset(
 _HEADER_TYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers"})
 _MSG_TYPES = frozenset({"application/vnd.ms-outlook", "application/x-msg"})
 _ID = re.compile(r"<([^<>\s]+)>")
+# Ways of carrying an original that a redirected harassing message would not have.
+_CARRIED = frozenset(
+    {How.ATTACHMENT, How.ATTACHMENT_MSG, How.ARF, How.HEADERS_ONLY, How.PASTED_HEADERS}
+)
+_REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw|ref|odp|vá|ynt|r)\s*(?:\[\d+\])?\s*:", re.I)
+
+
+def _is_forward_subject(subject: str) -> bool:
+    """Does the subject carry a forward prefix (FW:, Fwd:, WG:, TR:, ...; the library's list)?"""
+    return bool(forward_parser.parse_subject(subject[:300]))
+
+
+def _is_reply_subject(subject: str) -> bool:
+    return bool(_REPLY_PREFIX.match(subject)) and not _is_forward_subject(subject)
 
 
 def _sha(raw: bytes) -> str:
@@ -113,7 +129,7 @@ class _Finder:
             if part is msg and not (msg.is_message or id(msg) in text_ids):
                 continue  # the message's own header block, not a part of it
             if id(part) in text_ids:
-                self._text(part, parent, level)
+                self._text(part, parent, level, self._inline_mode(msg, level))
                 continue
             if self._is_body_text(part, "text/plain") or self._is_body_text(part, "text/html"):
                 continue
@@ -127,6 +143,19 @@ class _Finder:
                 self._msg(part, parent, level)
             elif part.filename.lower().endswith(".eml"):
                 self._eml(part, parent, level)
+
+    @staticmethod
+    def _inline_mode(msg: Entity, level: int) -> str:
+        """Look for inline forwards in this message's text? ``yes``, ``reply`` or ``no``.
+
+        The report is always searched (a reply to stopit's acknowledgement gets its quote
+        flagged). Inside an original only when its subject says it is a forward, so a
+        harassing reply quoting the victim's own mail does not become an "original".
+        """
+        subject = get(msg.fields, "subject") or ""
+        if level == 0:
+            return "reply" if _is_reply_subject(subject) else "yes"
+        return "yes" if _is_forward_subject(subject) else "no"
 
     @staticmethod
     def _is_body_text(part: Entity, ctype: str) -> bool:
@@ -409,7 +438,7 @@ class _Finder:
         for embedded in m.embedded:
             self._msg_original(embedded, f"{filename} (embedded)", index, level + 1)
 
-    def _text(self, part: Entity, parent: int | None, level: int) -> None:
+    def _text(self, part: Entity, parent: int | None, level: int, inline_mode: str) -> None:
         text = bodytext.part_text(part, self.budget)
         if not text:
             return
@@ -435,8 +464,19 @@ class _Finder:
                     False,
                 )
             )
-        for iblock in inline.find_blocks(lines, skip, max(1, budget)):
+        inline_blocks = [] if inline_mode == "no" else inline.find_blocks(lines, skip, budget)
+        for iblock in inline_blocks:
             raw = "\r\n".join(lines[iblock.first_line :]).encode("utf-8")
+            extra: tuple[Finding, ...] = ()
+            if inline_mode == "reply" and iblock.client.startswith("Outlook"):
+                extra = (
+                    Finding(
+                        "maybe-reply-quote",
+                        Severity.WARNING,
+                        "The report is a reply (its subject says so); this quoted message "
+                        "may be the quote of the mail it answers rather than a forward.",
+                    ),
+                )
             found.append(
                 (
                     iblock.first_line,
@@ -445,7 +485,7 @@ class _Finder:
                         grade=Grade.INLINE_SUMMARY,
                         raw=raw,
                         fields=iblock.fields,
-                        findings=iblock.findings,
+                        findings=iblock.findings + extra,
                         sha256=_sha(raw),
                     ),
                     True,
@@ -541,20 +581,31 @@ def find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Origin
     """Every original in the report, in document order (a forward before what it holds)."""
     root, budget = parse(raw, limits)
     finder = _Finder(limits, budget)
-    resent = [f for f in root.fields if f.key in _RESENT]
-    if resent:
-        by = get(root.fields, "resent-from") or get(root.fields, "resent-sender") or "?"
-        when = get(root.fields, "resent-date") or "?"
-        note = Finding(
-            "resent",
-            Severity.INFO,
-            f"Redirected (Resent-From {by}, Resent-Date {when}): the report is the original "
-            "message itself.",
-        )
-        finder._full(root, How.RESENT, None, (note,))
-        return _report_info(root, raw, budget.findings, []), tuple(finder.originals)
     finder.message(root, None, 0)
     findings = list(budget.findings)
+    if any(f.key in _RESENT for f in root.fields):
+        by = get(root.fields, "resent-from") or get(root.fields, "resent-sender") or "?"
+        when = get(root.fields, "resent-date") or "?"
+        if any(o.how in _CARRIED for o in finder.originals):
+            # A report that was itself redirected to us (an alias, a colleague's redirect).
+            findings.append(
+                Finding(
+                    "resent-report",
+                    Severity.INFO,
+                    f"The report was redirected to stopit (Resent-From {by}, Resent-Date "
+                    f"{when}); the originals are the messages it carries.",
+                )
+            )
+        else:
+            note = Finding(
+                "resent",
+                Severity.INFO,
+                f"Redirected (Resent-From {by}, Resent-Date {when}): the report is the "
+                "original message itself.",
+            )
+            finder = _Finder(limits, budget)
+            finder._full(root, How.RESENT, None, (note,))
+            return _report_info(root, raw, findings, []), tuple(finder.originals)
     if not finder.originals:
         kept = len(finder.attachments)
         findings.append(
