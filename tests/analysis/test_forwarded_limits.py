@@ -133,3 +133,12 @@ def test_a_part_without_an_empty_line_ends_at_the_next_delimiter() -> None:
     )
     _, (o,) = forwarded.find_originals(raw, Limits())
     assert o.fields.message_id == "deep@example.net"
+
+
+def test_nesting_deeper_than_the_stack_is_read_again_shallower() -> None:
+    limits = Limits(max_mime_depth=100_000, max_forward_depth=100_000, max_parts=10**6)
+    report, originals = forwarded.find_originals(nested_forwards(700), limits)
+    assert "structure-too-deep" in codes(report.findings)
+    assert len(originals) == 16
+    report, (o,) = forwarded.as_original(nested_forwards(700), limits)
+    assert o.fields.subject == "Fwd 699"

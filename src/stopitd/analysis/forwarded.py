@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from emailforwardparser import forward_parser  # type: ignore[import-untyped]
 
@@ -82,13 +83,12 @@ def _auto_submitted(fields: list[HeaderField]) -> str:
 
 
 def _header_findings(ent: Entity) -> tuple[Finding, ...]:
-    block = parse_block(ent.buf[ent.start : ent.body_start])
-    if block.junk_lines:
+    if ent.junk_lines:
         return (
             Finding(
                 "header-junk",
                 Severity.INFO,
-                f"{block.junk_lines} line(s) in the header block are neither fields nor "
+                f"{ent.junk_lines} line(s) in the header block are neither fields nor "
                 "continuations; they were skipped.",
             ),
         )
@@ -569,16 +569,52 @@ def _report_info(
     )
 
 
+# Limits used again when a report nests deeper than Python's stack allows (raised limits).
+_SHALLOW = {"max_mime_depth": 64, "max_forward_depth": 16}
+
+
+def _within_stack(
+    find: Callable[[bytes, Limits], tuple[ReportInfo, tuple[Original, ...]]],
+    raw: bytes,
+    limits: Limits,
+) -> tuple[ReportInfo, tuple[Original, ...]]:
+    """Run ``find``; nesting deeper than the interpreter's stack is read again shallower."""
+    try:
+        return find(raw, limits)
+    except RecursionError:
+        shallow = replace(
+            limits,
+            max_mime_depth=min(limits.max_mime_depth, _SHALLOW["max_mime_depth"]),
+            max_forward_depth=min(limits.max_forward_depth, _SHALLOW["max_forward_depth"]),
+        )
+        report, originals = find(raw, shallow)
+        note = Finding(
+            "structure-too-deep",
+            Severity.WARNING,
+            "The report nests deeper than can be followed here; it was read again down to "
+            f"{shallow.max_mime_depth} MIME levels and {shallow.max_forward_depth} forwards.",
+        )
+        return replace(report, findings=(note, *report.findings)), originals
+
+
 def as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
     """The file is the offending message itself (`stopitd analyze --original`)."""
+    return _within_stack(_as_original, raw, limits)
+
+
+def find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
+    """Every original in the report, in document order (a forward before what it holds)."""
+    return _within_stack(_find_originals, raw, limits)
+
+
+def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
     root, budget = parse(raw, limits)
     finder = _Finder(limits, budget)
     finder._full(root, How.DIRECT, None)
     return _report_info(root, raw, budget.findings, []), tuple(finder.originals)
 
 
-def find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
-    """Every original in the report, in document order (a forward before what it holds)."""
+def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
     root, budget = parse(raw, limits)
     finder = _Finder(limits, budget)
     finder.message(root, None, 0)

@@ -40,6 +40,7 @@ class Entity:
     depth: int
     children: list[Entity] = field(default_factory=list)
     encoded_message: bool = False  # a message/rfc822 whose body was base64/QP-decoded
+    junk_lines: int = 0  # header lines that were neither fields nor continuations
 
     @property
     def raw(self) -> bytes:
@@ -92,11 +93,38 @@ class Budget:
         return True
 
 
+_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_TYPE = re.compile(r"\s*([^\s;/]+)\s*/\s*([^\s;]+)")
+
+
+def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
+    """The common case without RFC 2231/2047 parameters, read without the stdlib's cost."""
+    if "*" in value or "=?" in value:
+        return None
+    m = _TYPE.match(value)
+    if m is None:
+        return None
+    params: dict[str, str] = {}
+    for key, raw in _PARAM.findall(value, m.end()):
+        raw = raw.strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params.setdefault(key.lower(), raw)
+    return f"{m.group(1)}/{m.group(2)}".lower(), params
+
+
 def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str, str]:
     """(content type, its parameters, disposition, filename) as the stdlib reads them."""
-    holder = Message()
     ctype_value = get(fields, "content-type")
     disp_value = get(fields, "content-disposition")
+    fast_type = _plain_params(ctype_value) if ctype_value else ("text/plain", {})
+    fast_disp = _plain_params("x/" + disp_value) if disp_value else ("x/", {})
+    if fast_type is not None and fast_disp is not None:
+        ctype, params = fast_type
+        disposition = fast_disp[0][2:] if disp_value else ""
+        filename = fast_disp[1].get("filename") or params.get("name", "")
+        return ctype, params, disposition, filename
+    holder = Message()
     try:
         if ctype_value is not None:
             holder["Content-Type"] = ctype_value
@@ -253,6 +281,7 @@ class _Walker:
             disposition=disp,
             filename=filename,
             depth=depth,
+            junk_lines=block.junk_lines,
         )
         self.budget.parts += 1
         too_deep = depth >= limits.max_mime_depth
