@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
-from stopitd.analysis.headers import HeaderField, get, parse_block
+from stopitd.analysis.headers import HeaderField, decode_words, get, parse_block
 from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
 
@@ -123,7 +123,14 @@ def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str,
         ctype, params = fast_type
         disposition = fast_disp[0][2:] if disp_value else ""
         filename = fast_disp[1].get("filename") or params.get("name", "")
-        return ctype, params, disposition, filename
+        return ctype, params, disposition, decode_words(filename)
+    return _stdlib_params(ctype_value, disp_value)
+
+
+def _stdlib_params(
+    ctype_value: str | None, disp_value: str | None
+) -> tuple[str, dict[str, str], str, str]:
+    """RFC 2231 continuations and charsets, as the stdlib reads them."""
     holder = Message()
     try:
         if ctype_value is not None:
@@ -140,7 +147,7 @@ def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str,
             filename = params["name"]
     except Exception:  # a header value the stdlib chokes on: read it as untyped text
         return "text/plain", {}, "", ""
-    return ctype.lower(), params, disposition.lower(), str(filename)
+    return ctype.lower(), params, disposition.lower(), decode_words(str(filename))
 
 
 def _param_text(value: object) -> str:
