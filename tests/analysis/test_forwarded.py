@@ -289,3 +289,39 @@ def test_html_only_outlook_forward_is_found() -> None:
     assert o.how is How.INLINE
     assert o.fields.from_ is not None and o.fields.from_.address == TROLL
     assert o.fields.subject == "you will regret this"
+
+
+def _with_text_file(name: str, content: bytes) -> bytes:
+    return (
+        b"From: Vicky Tim <vicky.tim@example.edu>\r\nTo: stopit@example.edu\r\n"
+        b"Subject: headers attached\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="t"\r\n\r\n--t\r\n'
+        b"Content-Type: text/plain\r\n\r\nThe headers are in the file.\r\n--t\r\n"
+        b'Content-Type: text/plain; name="' + name.encode() + b'"\r\n'
+        b'Content-Disposition: attachment; filename="' + name.encode() + b'"\r\n\r\n'
+        + content
+        + b"\r\n--t--\r\n"
+    )
+
+
+def test_headers_saved_in_a_text_file() -> None:
+    headers = attached_original_bytes().split(b"\r\n\r\n")[0] + b"\r\n"
+    raw = _with_text_file("headers.txt", b"Full headers:\r\n\r\n" + headers)
+    report, (o,) = forwarded.find_originals(raw, Limits())
+    assert (o.how, o.filename, o.fields.message_id) == (How.PASTED_HEADERS, "headers.txt", TROLL_ID)
+    assert "headers-file" in codes(o)
+    assert report.attachments[0].filename == "headers.txt"
+
+
+def test_message_source_saved_as_text() -> None:
+    raw = _with_text_file("source.txt", attached_original_bytes())
+    _, (o,) = forwarded.find_originals(raw, Limits())
+    assert (o.how, o.grade) == (How.ATTACHMENT, Grade.FULL_MESSAGE)
+    assert o.raw == attached_original_bytes()
+    assert "source-attachment" in codes(o)
+
+
+def test_a_plain_text_attachment_is_just_evidence() -> None:
+    raw = _with_text_file("chat.txt", b"him: you will regret it\r\nme: stop\r\n")
+    report, originals = forwarded.find_originals(raw, Limits())
+    assert originals == () and "no-original" in codes(report)

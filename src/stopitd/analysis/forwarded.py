@@ -143,6 +143,8 @@ class _Finder:
                 self._msg(part, parent, level)
             elif part.filename.lower().endswith(".eml"):
                 self._eml(part, parent, level)
+            elif part.content_type == "text/plain":
+                self._text_file(part, parent, level)
 
     @staticmethod
     def _inline_mode(msg: Entity, level: int) -> str:
@@ -280,6 +282,26 @@ class _Finder:
         index = self._full(child, How.ATTACHMENT, parent, (note,), part.filename)
         if self._follow(level + 1):
             self.message(child, index, level + 1)
+
+    def _text_file(self, part: Entity, parent: int | None, level: int) -> None:
+        """A text file attached: saved message source, or full headers saved as text."""
+        data = decode_body(part, self.budget)
+        if data is None:
+            return
+        head = parse_block(data[: header_end(data)[0]], 200, 64 * 1024)
+        if get(head.fields, "received") is not None and _looks_like_message(head.fields):
+            child = parse_buffer(data, self.budget, part.depth + 1)
+            note = Finding(
+                "source-attachment",
+                Severity.INFO,
+                f"The text file {part.filename!r} holds the message source; its decoded "
+                "bytes are the original.",
+            )
+            index = self._full(child, How.ATTACHMENT, parent, (note,), part.filename)
+            if self._follow(level + 1):
+                self.message(child, index, level + 1)
+            return
+        self._text(part, parent, level, "no", part.filename)
 
     def _headers_only(
         self,
@@ -438,7 +460,9 @@ class _Finder:
         for embedded in m.embedded:
             self._msg_original(embedded, f"{filename} (embedded)", index, level + 1)
 
-    def _text(self, part: Entity, parent: int | None, level: int, inline_mode: str) -> None:
+    def _text(
+        self, part: Entity, parent: int | None, level: int, inline_mode: str, filename: str = ""
+    ) -> None:
         text = bodytext.part_text(part, self.budget)
         if not text:
             return
@@ -457,7 +481,19 @@ class _Finder:
                         grade=Grade.HEADERS_ONLY,
                         raw=block.raw,
                         fields=key_fields(fields),
-                        findings=block.findings,
+                        findings=block.findings
+                        + (
+                            (
+                                Finding(
+                                    "headers-file",
+                                    Severity.INFO,
+                                    f"The headers were in the attached text file {filename!r}.",
+                                ),
+                            )
+                            if filename
+                            else ()
+                        ),
+                        filename=filename,
                         envelope_sender=(get(fields, "return-path") or "").strip().strip("<>"),
                         sha256=_sha(block.raw),
                     ),
