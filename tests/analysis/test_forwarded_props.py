@@ -7,10 +7,17 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis import forwarded
+from stopitd.analysis import analyze, forwarded
 from stopitd.analysis.headers import parse_block
-from stopitd.analysis.model import Original, ReportInfo, to_jsonable
-from stopitd.analysis.policy import Limits
+from stopitd.analysis.model import (
+    Envelope,
+    Original,
+    ReportInfo,
+    analysis_from_json,
+    analysis_to_json,
+    to_jsonable,
+)
+from stopitd.analysis.policy import Limits, Policy
 
 from .reports import FORWARDED
 
@@ -93,3 +100,14 @@ def test_repeated_units_stay_sane(raw: bytes, times: int) -> None:
     report, originals = forwarded.find_originals(raw * times, SMALL)
     check(report, originals)
     assert len(originals) <= SMALL.max_parts
+
+
+@settings(deadline=None, max_examples=30)
+@given(mutated_fixture())
+def test_whole_analysis_of_mutated_fixtures_round_trips_as_json(raw: bytes) -> None:
+    result = analyze(raw, Envelope(), Policy())
+    data = json.loads(json.dumps(analysis_to_json(result)))
+    back = analysis_from_json(data, [o.raw for o in result.originals])
+    assert [(o.how, o.found_in, o.filename, o.feedback) for o in back.originals] == [
+        (o.how, o.found_in, o.filename, o.feedback) for o in result.originals
+    ]
