@@ -11,15 +11,12 @@ analysis. Originals come out in document order, a forward before what it forward
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from emailforwardparser import forward_parser  # type: ignore[import-untyped]
-
 from stopitd.analysis import bodytext, inline, msgfile, pasted
 from stopitd.analysis.fields import key_fields, parse_addresses
-from stopitd.analysis.headers import HeaderField, get, get_all, header_end, parse_block
+from stopitd.analysis.headers import HeaderField, get, header_end, parse_block
 from stopitd.analysis.mime import Budget, Entity, decode_body, parse, parse_buffer, walk
 from stopitd.analysis.model import (
     Address,
@@ -33,6 +30,7 @@ from stopitd.analysis.model import (
     Severity,
 )
 from stopitd.analysis.policy import Limits
+from stopitd.analysis.reportinfo import report_info
 
 _RESENT = ("resent-from", "resent-sender", "resent-to", "resent-date", "resent-message-id")
 _MESSAGE_FIELDS = frozenset(
@@ -41,45 +39,12 @@ _MESSAGE_FIELDS = frozenset(
 )
 _HEADER_TYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers"})
 _MSG_TYPES = frozenset({"application/vnd.ms-outlook", "application/x-msg"})
-_ID = re.compile(r"<([^<>\s]+)>")
 # Ways of carrying an original that a redirected harassing message would not have.
 _CARRIED = frozenset(
     {How.ATTACHMENT, How.ATTACHMENT_MSG, How.ARF, How.HEADERS_ONLY, How.PASTED_HEADERS}
 )
-_REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw|ref|odp|vá|ynt|r)\s*(?:\[\d+\])?\s*:", re.I)
-
-
-def _is_forward_subject(subject: str) -> bool:
-    """Does the subject carry a forward prefix (FW:, Fwd:, WG:, TR:, ...; the library's list)?"""
-    return bool(forward_parser.parse_subject(subject[:300]))
-
-
-def _is_reply_subject(subject: str) -> bool:
-    return bool(_REPLY_PREFIX.match(subject)) and not _is_forward_subject(subject)
-
-
 def _sha(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
-
-
-def _in_reply_to(fields: list[HeaderField]) -> tuple[str, ...]:
-    ids: list[str] = []
-    for name in ("in-reply-to", "references"):
-        for f in get_all(fields, name):
-            found = _ID.findall(f.value) or f.value.split()
-            for i in found:
-                i = i.strip("<>")
-                if i and i not in ids:
-                    ids.append(i)
-    return tuple(ids)
-
-
-def _auto_submitted(fields: list[HeaderField]) -> str:
-    value = (get(fields, "auto-submitted") or "").strip().lower()
-    if value and value != "no":
-        return value.split(";")[0].strip()
-    precedence = (get(fields, "precedence") or "").strip().lower()
-    return precedence if precedence in ("bulk", "list", "junk") else ""
 
 
 def _header_findings(ent: Entity) -> tuple[Finding, ...]:
@@ -156,8 +121,8 @@ class _Finder:
         """
         subject = get(msg.fields, "subject") or ""
         if level == 0:
-            return "reply" if _is_reply_subject(subject) else "yes"
-        return "yes" if _is_forward_subject(subject) else "no"
+            return "reply" if inline.is_reply_subject(subject) else "yes"
+        return "yes" if inline.is_forward_subject(subject) else "no"
 
     @staticmethod
     def _is_body_text(part: Entity, ctype: str) -> bool:
@@ -588,23 +553,6 @@ def _with_findings(
     )
 
 
-def _report_info(
-    root: Entity,
-    raw: bytes,
-    findings: list[Finding],
-    attachments: list[Attachment],
-) -> ReportInfo:
-    return ReportInfo(
-        fields=key_fields(root.fields),
-        findings=tuple(findings),
-        attachments=tuple(attachments),
-        auto_submitted=_auto_submitted(root.fields),
-        in_reply_to=_in_reply_to(root.fields),
-        sha256=_sha(raw),
-        size=len(raw),
-    )
-
-
 # Limits used again when a report nests deeper than Python's stack allows (raised limits).
 _SHALLOW = {"max_mime_depth": 64, "max_forward_depth": 16}
 
@@ -647,7 +595,7 @@ def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original
     root, budget = parse(raw, limits)
     finder = _Finder(limits, budget)
     finder._full(root, How.DIRECT, None)
-    return _report_info(root, raw, budget.findings, []), tuple(finder.originals)
+    return report_info(root.fields, raw, budget.findings, []), tuple(finder.originals)
 
 
 def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
@@ -677,7 +625,7 @@ def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Origi
             )
             finder = _Finder(limits, budget)
             finder._full(root, How.RESENT, None, (note,))
-            return _report_info(root, raw, findings, []), tuple(finder.originals)
+            return report_info(root.fields, raw, findings, []), tuple(finder.originals)
     if not finder.originals:
         kept = len(finder.attachments)
         findings.append(
@@ -689,7 +637,7 @@ def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Origi
                 "as evidence.",
             )
         )
-    return _report_info(root, raw, findings, finder.attachments), tuple(finder.originals)
+    return report_info(root.fields, raw, findings, finder.attachments), tuple(finder.originals)
 
 
 __all__ = ["as_original", "find_originals"]

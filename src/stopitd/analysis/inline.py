@@ -65,6 +65,18 @@ _SUBJECT_LABELS = frozenset(
 )
 
 
+_REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw|ref|odp|vá|ynt|r)\s*(?:\[\d+\])?\s*:", re.I)
+
+
+def is_forward_subject(subject: str) -> bool:
+    """Does the subject carry a forward prefix (FW:, Fwd:, WG:, TR:, ...; the library's list)?"""
+    return bool(forward_parser.parse_subject(subject[:MAX_LINE]))
+
+
+def is_reply_subject(subject: str) -> bool:
+    return bool(_REPLY_PREFIX.match(subject)) and not is_forward_subject(subject)
+
+
 @dataclass(frozen=True, slots=True)
 class InlineBlock:
     first_line: int  # the separator (or the From line when there is none)
