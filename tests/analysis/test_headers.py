@@ -68,3 +68,26 @@ def test_limits_on_fields_and_length() -> None:
 def test_undecodable_words_stay_as_written() -> None:
     assert decode_words("=?x-unknown?Q?abc?=") == "=?x-unknown?Q?abc?="
     assert decode_words("plain") == "plain"
+
+
+def test_key_fields_of_a_header_block() -> None:
+    from datetime import UTC, datetime
+
+    from stopitd.analysis.fields import key_fields, message_id
+
+    fields = parse_fields(
+        b"From: =?UTF-8?Q?J=C3=BCrgen_T?= <jt@example.net>, other@example.net\r\n"
+        b"To: a@example.edu, \"B, C\" <bc@example.edu>\r\n"
+        b"Subject: =?ISO-8859-1?Q?Dr=F6hung?=\r\n"
+        b"Date: Mon, 23 Nov 2026 21:14:05 +0100 (CET)\r\n"
+        b"Message-ID: <abc@example.net> (added by relay)\r\n"
+    )
+    kf = key_fields(fields)
+    assert kf.from_ is not None
+    assert (kf.from_.name, kf.from_.address) == ("Jürgen T", "jt@example.net")
+    assert [a.address for a in kf.to] == ["a@example.edu", "bc@example.edu"]
+    assert kf.subject == "Dröhung"
+    assert kf.date == datetime(2026, 11, 23, 20, 14, 5, tzinfo=UTC)
+    assert kf.message_id == "abc@example.net"
+    assert message_id("bare-id@example.net") == "bare-id@example.net"
+    assert message_id("") == ""
