@@ -325,3 +325,26 @@ def test_a_plain_text_attachment_is_just_evidence() -> None:
     raw = _with_text_file("chat.txt", b"him: you will regret it\r\nme: stop\r\n")
     report, originals = forwarded.find_originals(raw, Limits())
     assert originals == () and "no-original" in codes(report)
+
+
+def test_samsung_style_original_message_separator() -> None:
+    raw = (
+        b"From: v@example.edu\r\nTo: stopit@example.edu\r\nSubject: Fwd: threat\r\n\r\n"
+        b"Sent from my Galaxy\r\n\r\n\r\n-------- Original message --------\r\n"
+        b"From: Anon Troll <troll.account77@gmail.com> \r\n"
+        b"Date: 11/23/26 9:14 PM (GMT+01:00) \r\nTo: v@example.edu \r\n"
+        b"Subject: you will regret this \r\n\r\nI know where you park.\r\n"
+    )
+    _, (o,) = forwarded.find_originals(raw, Limits())
+    assert o.fields.from_ is not None and o.fields.from_.address == TROLL
+    assert o.fields.subject == "you will regret this"
+    assert "phone" in next(f.text for f in o.findings if f.code == "no-trace-headers")
+
+
+def test_winmail_dat_is_named_as_unreadable() -> None:
+    raw = _with_text_file("x.txt", b"x").replace(
+        b'Content-Type: text/plain; name="x.txt"',
+        b'Content-Type: application/ms-tnef; name="winmail.dat"',
+    )
+    report, _ = forwarded.find_originals(raw, Limits())
+    assert "opaque-part" in codes(report)

@@ -38,6 +38,14 @@ _MESSAGE_FIELDS = frozenset(
      "dkim-signature", "authentication-results", "delivered-to", "reply-to", "cc", "sender"}
 )
 _HEADER_TYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers"})
+# Containers that may hold the original but are not read here.
+_OPAQUE = {
+    "application/pkcs7-mime": "S/MIME encrypted or opaque-signed",
+    "application/x-pkcs7-mime": "S/MIME encrypted or opaque-signed",
+    "multipart/encrypted": "PGP/MIME encrypted",
+    "application/ms-tnef": "Outlook TNEF (winmail.dat)",
+    "application/vnd.ms-tnef": "Outlook TNEF (winmail.dat)",
+}
 _MSG_TYPES = frozenset({"application/vnd.ms-outlook", "application/x-msg"})
 # Ways of carrying an original that a redirected harassing message would not have.
 _CARRIED = frozenset(
@@ -85,6 +93,12 @@ class _Finder:
         for part in parts:
             if id(part) in handled:
                 continue
+            if part.content_type in _OPAQUE:
+                self.budget.hit(
+                    "opaque-part",
+                    f"A part is {_OPAQUE[part.content_type]}; it may hold the original but "
+                    "cannot be read here. It is kept as an attachment.",
+                )
             if part.is_multipart:
                 if part.content_type == "multipart/report" and (
                     part.params.get("report-type", "").lower() == "feedback-report"

@@ -104,7 +104,9 @@ def separator_client(line: str) -> str | None:
     if not (stripped.endswith(":") or "---" in stripped or "___" in stripped):
         return None
     if _ORIGINAL_MESSAGE.match(text):
-        return "Outlook (plain text)"
+        # Outlook writes "-----Original Message-----"; Samsung/Android clients and
+        # Fastmail put spaces and more dashes around it.
+        return "Outlook (plain text)" if stripped.startswith("-----O") else "a phone mail app"
     if _UNDERSCORES.match(text):
         return "Outlook"
     if _FORWARDED_DASHES.match(text) or any(p.match(text) for p in _LIB_SEPARATORS):
@@ -217,7 +219,8 @@ def _block(first: int, client: str, table: list[str]) -> InlineBlock:
             Finding(
                 "inline-date-no-zone",
                 Severity.INFO,
-                f"The forwarded date {meta.date!r} has no time zone; it was not converted.",
+                f"The forwarded date {meta.date!r} has no time zone (or is in a form not "
+                "read here); it was not converted.",
             )
         )
     fields = KeyFields(
