@@ -19,7 +19,6 @@ from stopitd.analysis.headers import HeaderField, decode_words, get, parse_block
 from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
 
-_DASH_LINE = re.compile(rb"^--([^\r\n]*)", re.MULTILINE)
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 
 
@@ -185,18 +184,33 @@ def decode_body(entity: Entity, budget: Budget) -> bytes | None:
 
 
 class _Walker:
-    """The cursor over one buffer: candidate delimiter lines and the boundary stack."""
+    """One buffer's walk: the open multipart boundaries and how to find their lines."""
 
     def __init__(self, buf: bytes, budget: Budget, depth: int) -> None:
         self.buf = buf
         self.budget = budget
         self.base_depth = depth
-        self.cands = [(m.start(), m.end(), m.group(1)) for m in _DASH_LINE.finditer(buf)]
-        self.ci = 0
         self.active: dict[bytes, int] = {}  # boundary -> how many open multiparts use it
+        self._pattern: re.Pattern[bytes] | None = None  # delimiter lines of ``active``
 
-    # A delimiter match: (line start, line end, boundary, is_close).
+    def _set_active(self, boundary: bytes, change: int) -> None:
+        count = self.active.get(boundary, 0) + change
+        if count > 0:
+            self.active[boundary] = count
+        else:
+            self.active.pop(boundary, None)
+        if not self.active:
+            self._pattern = None
+            return
+        # One regex for every open boundary: the scan for the next delimiter runs in C and
+        # never looks at a byte twice. Longest first, so "b" never shadows "bb".
+        alternatives = b"|".join(
+            re.escape(b) for b in sorted(self.active, key=len, reverse=True)
+        )
+        self._pattern = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.M)
+
     def _match(self, text: bytes) -> tuple[bytes, bool] | None:
+        """Is this line (after its ``--``) a delimiter of an open multipart?"""
         text = text.rstrip(b" \t\r")
         if text in self.active:
             return text, False
@@ -205,25 +219,13 @@ class _Walker:
         return None
 
     def next_delimiter(self, pos: int) -> tuple[int, int, bytes, bool] | None:
-        """The first delimiter line of an open multipart at or after ``pos``."""
-        cands = self.cands
-        i = self.ci
-        while i < len(cands) and cands[i][0] < pos:
-            i += 1
-        while i < len(cands):
-            start, end, text = cands[i]
-            if self.active:
-                m = self._match(text)
-                if m is not None:
-                    self.ci = i
-                    return start, end, m[0], m[1]
-            i += 1
-        self.ci = i
-        return None
-
-    def consume(self, line_start: int) -> None:
-        while self.ci < len(self.cands) and self.cands[self.ci][0] <= line_start:
-            self.ci += 1
+        """(line start, line end, boundary, is close) of the next open delimiter line."""
+        if self._pattern is None:
+            return None
+        m = self._pattern.search(self.buf, pos)
+        if m is None:
+            return None
+        return m.start(), m.end(), m.group(1), m.group(2) is not None
 
     def end_before(self, line_start: int, floor: int) -> int:
         """The end of a part's content: the CRLF before a delimiter belongs to it."""
@@ -332,12 +334,20 @@ class _Walker:
     def _multipart(
         self, ent: Entity, boundary: bytes, depth: int
     ) -> tuple[int, int, bytes, bool] | None:
-        self.active[boundary] = self.active.get(boundary, 0) + 1
+        self._set_active(boundary, +1)
         try:
             term = self.next_delimiter(ent.body_start)  # the end of the preamble
             while term is not None and term[2] == boundary and not term[3]:
-                self.consume(term[0])
-                child, term = self.entity(term[1] + _eol_len(self.buf, term[1]), depth + 1)
+                start = term[1] + _eol_len(self.buf, term[1])
+                if self.budget.parts >= self.budget.limits.max_parts:
+                    self.budget.hit(
+                        "too-many-parts",
+                        f"The report has more than {self.budget.limits.max_parts} MIME parts; "
+                        "the rest were kept but not looked into.",
+                    )
+                    term = self.next_delimiter(start)
+                    continue
+                child, term = self.entity(start, depth + 1)
                 ent.children.append(child)
             if term is None or term[2] != boundary:
                 self.budget.hit(
@@ -347,14 +357,9 @@ class _Walker:
                     Severity.INFO,
                 )
                 return term
-            self.consume(term[0])  # our own close delimiter; the epilogue follows
-            after = term[1] + _eol_len(self.buf, term[1])
+            after = term[1] + _eol_len(self.buf, term[1])  # the epilogue follows
         finally:
-            left = self.active[boundary] - 1
-            if left:
-                self.active[boundary] = left
-            else:
-                del self.active[boundary]
+            self._set_active(boundary, -1)
         return self.next_delimiter(after)
 
 
