@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stopitd.analysis import forwarded
 from stopitd.analysis.model import How
 from stopitd.analysis.policy import Limits
@@ -142,3 +144,20 @@ def test_nesting_deeper_than_the_stack_is_read_again_shallower() -> None:
     assert len(originals) == 16
     report, (o,) = forwarded.as_original(nested_forwards(700), limits)
     assert o.fields.subject == "Fwd 699"
+
+
+@pytest.mark.timeout(60)
+def test_hostile_shapes_finish() -> None:
+    """Guards against a return of quadratic or backtracking paths (speed is for bench/)."""
+    head = b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n'
+    shapes = [
+        head + b"--y\r\n" * 2_000_000 + b"--x--\r\n",  # millions of non-delimiter lines
+        head + b"--x\r\n" * 100_000,  # 100k empty parts, no close
+        head + b"x" * 20_000_000,  # one 20 MB line
+        b"Subject: Fwd: x\r\n\r\n" + (b"_" * 32 + b"\r\nFrom: " + b"a<" * 5000 + b"\r\n") * 50,
+        b"Subject: x\r\n\r\n" + b"Received: " + b"x" * 1_000_000 + b"\r\n" * 10_000,
+        b"Subject: x\r\n\r\n" + b"X-A: b\r\n" * 200_000,  # a pasted block without trace
+    ]
+    for raw in shapes:
+        report, _ = forwarded.find_originals(raw, Limits())
+        assert report.size == len(raw)

@@ -20,6 +20,11 @@ from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
 
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+# Up to this many open boundaries one compiled alternation finds delimiters; beyond it
+# (only with raised depth limits) recompiling on every level would cost more than
+# checking each "--" line.
+_ALTERNATION_MAX = 16
+_ANY_DASH_LINE = re.compile(rb"^--([^\r\n]*)", re.M)
 
 
 @dataclass(slots=True)
@@ -202,7 +207,10 @@ class _Walker:
         if not self.active:
             self._pattern = None
             return
-        # One regex for every open boundary: the scan for the next delimiter runs in C and
+        if len(self.active) > _ALTERNATION_MAX:
+            self._pattern = _ANY_DASH_LINE  # deep nesting: check each "--" line in Python
+            return
+        # One regex for the open boundaries: the scan for the next delimiter runs in C and
         # never looks at a byte twice. Longest first, so "b" never shadows "bb".
         alternatives = b"|".join(
             re.escape(b) for b in sorted(self.active, key=len, reverse=True)
@@ -220,12 +228,19 @@ class _Walker:
 
     def next_delimiter(self, pos: int) -> tuple[int, int, bytes, bool] | None:
         """(line start, line end, boundary, is close) of the next open delimiter line."""
-        if self._pattern is None:
+        pattern = self._pattern
+        if pattern is None:
             return None
-        m = self._pattern.search(self.buf, pos)
-        if m is None:
-            return None
-        return m.start(), m.end(), m.group(1), m.group(2) is not None
+        if pattern is not _ANY_DASH_LINE:
+            m = pattern.search(self.buf, pos)
+            if m is None:
+                return None
+            return m.start(), m.end(), m.group(1), m.group(2) is not None
+        for m in pattern.finditer(self.buf, pos):
+            found = self._match(m.group(1))
+            if found is not None:
+                return m.start(), m.end(), found[0], found[1]
+        return None
 
     def end_before(self, line_start: int, floor: int) -> int:
         """The end of a part's content: the CRLF before a delimiter belongs to it."""
