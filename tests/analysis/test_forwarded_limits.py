@@ -161,3 +161,23 @@ def test_hostile_shapes_finish() -> None:
     for raw in shapes:
         report, _ = forwarded.find_originals(raw, Limits())
         assert report.size == len(raw)
+
+
+def test_many_pasted_header_blocks_are_all_kept() -> None:
+    block = ORIGINAL.split(b"\r\n\r\n")[0] + b"\r\n"
+    body = b"".join(b"Message %d:\r\n\r\n" % i + block + b"\r\n" for i in range(20))
+    raw = b"From: v@example.edu\r\nSubject: twenty of them\r\n\r\n" + body
+    report, originals = forwarded.find_originals(raw, Limits())
+    assert len(originals) == 20
+    assert all(o.how is How.PASTED_HEADERS and o.found_in is None for o in originals)
+    assert "forward-depth" not in codes(report.findings)
+
+
+def test_inline_forwards_nested_past_the_limit() -> None:
+    layer = b"---------- Forwarded message ---------\r\nFrom: x <x@example.net>\r\n" \
+        b"Subject: Fwd\r\nTo: <y@example.net>\r\n\r\n"
+    raw = b"From: v@example.edu\r\nSubject: Fwd: deep\r\n\r\n" + layer * 20
+    report, originals = forwarded.find_originals(raw, Limits(max_forward_depth=5))
+    assert len(originals) == 5
+    assert [o.found_in for o in originals] == [None, 0, 1, 2, 3]
+    assert "forward-depth" in codes(report.findings)

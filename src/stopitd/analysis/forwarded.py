@@ -442,75 +442,32 @@ class _Finder:
     def _text(
         self, part: Entity, parent: int | None, level: int, inline_mode: str, filename: str = ""
     ) -> None:
+        """Pasted header blocks and inline forwards in a text part, in the order written."""
         text = bodytext.part_text(part, self.budget)
         if not text:
             return
         lines = text.split("\n")
-        budget = max(0, self.limits.max_forward_depth - level)
-        found: list[tuple[int, Original, bool]] = []
+        found: list[tuple[int, Original, bool]] = []  # (first line, original, is inline)
         skip: set[int] = set()
         for block in pasted.find_blocks(lines, self.limits.max_headers):
             skip.update(range(block.first_line, block.last_line))
-            fields = parse_block(block.raw, self.limits.max_headers).fields
-            found.append(
-                (
-                    block.first_line,
-                    Original(
-                        how=How.PASTED_HEADERS,
-                        grade=Grade.HEADERS_ONLY,
-                        raw=block.raw,
-                        fields=key_fields(fields),
-                        findings=block.findings
-                        + (
-                            (
-                                Finding(
-                                    "headers-file",
-                                    Severity.INFO,
-                                    f"The headers were in the attached text file {filename!r}.",
-                                ),
-                            )
-                            if filename
-                            else ()
-                        ),
-                        filename=filename,
-                        envelope_sender=(get(fields, "return-path") or "").strip().strip("<>"),
-                        sha256=_sha(block.raw),
-                    ),
-                    False,
-                )
-            )
-        inline_blocks = [] if inline_mode == "no" else inline.find_blocks(lines, skip, budget)
-        for iblock in inline_blocks:
-            raw = "\r\n".join(lines[iblock.first_line :]).encode("utf-8")
-            extra: tuple[Finding, ...] = ()
-            if inline_mode == "reply" and iblock.client.startswith("Outlook"):
-                extra = (
-                    Finding(
-                        "maybe-reply-quote",
-                        Severity.WARNING,
-                        "The report is a reply (its subject says so); this quoted message "
-                        "may be the quote of the mail it answers rather than a forward.",
-                    ),
-                )
-            found.append(
-                (
-                    iblock.first_line,
-                    Original(
-                        how=How.INLINE,
-                        grade=Grade.INLINE_SUMMARY,
-                        raw=raw,
-                        fields=iblock.fields,
-                        findings=iblock.findings + extra,
-                        sha256=_sha(raw),
-                    ),
-                    True,
-                )
-            )
+            found.append((block.first_line, self._pasted(block, filename), False))
+        if inline_mode != "no":
+            room = max(1, self.limits.max_forward_depth - level)
+            blocks = inline.find_blocks(lines, skip, room + 1)
+            if len(blocks) > room:
+                self._follow(self.limits.max_forward_depth)  # says so, once
+                blocks = blocks[:room]
+            for iblock in blocks:
+                found.append((iblock.first_line, self._inline(iblock, lines, inline_mode), True))
         found.sort(key=lambda item: item[0])
-        last_inline = parent
-        for n, (_, original, is_inline) in enumerate(found):
-            if n >= max(1, budget):
-                self._follow(self.limits.max_forward_depth)
+        last_inline = parent  # inline forwards in one text nest: each inside the one before
+        for _, original, is_inline in found:
+            if len(self.originals) >= self.limits.max_parts:
+                self.budget.hit(
+                    "too-many-originals",
+                    f"More than {self.limits.max_parts} originals; the rest were not kept.",
+                )
                 break
             owner = last_inline if is_inline else parent
             index = self._add(
@@ -518,6 +475,50 @@ class _Finder:
             )
             if is_inline:
                 last_inline = index
+
+    def _pasted(self, block: pasted.PastedBlock, filename: str) -> Original:
+        fields = parse_block(block.raw, self.limits.max_headers).fields
+        findings = block.findings
+        if filename:
+            findings += (
+                Finding(
+                    "headers-file",
+                    Severity.INFO,
+                    f"The headers were in the attached text file {filename!r}.",
+                ),
+            )
+        return Original(
+            how=How.PASTED_HEADERS,
+            grade=Grade.HEADERS_ONLY,
+            raw=block.raw,
+            fields=key_fields(fields),
+            findings=findings,
+            filename=filename,
+            envelope_sender=(get(fields, "return-path") or "").strip().strip("<>"),
+            sha256=_sha(block.raw),
+        )
+
+    @staticmethod
+    def _inline(block: inline.InlineBlock, lines: list[str], mode: str) -> Original:
+        raw = "\r\n".join(lines[block.first_line :]).encode("utf-8")
+        findings = block.findings
+        if mode == "reply" and block.client.startswith("Outlook"):
+            findings += (
+                Finding(
+                    "maybe-reply-quote",
+                    Severity.WARNING,
+                    "The report is a reply (its subject says so); this quoted message may "
+                    "be the quote of the mail it answers rather than a forward.",
+                ),
+            )
+        return Original(
+            how=How.INLINE,
+            grade=Grade.INLINE_SUMMARY,
+            raw=raw,
+            fields=block.fields,
+            findings=findings,
+            sha256=_sha(raw),
+        )
 
     def _keep_attachment(self, part: Entity) -> None:
         if part.is_multipart:
