@@ -191,10 +191,9 @@ def decode_body(entity: Entity, budget: Budget) -> bytes | None:
 class _Walker:
     """One buffer's walk: the open multipart boundaries and how to find their lines."""
 
-    def __init__(self, buf: bytes, budget: Budget, depth: int) -> None:
+    def __init__(self, buf: bytes, budget: Budget) -> None:
         self.buf = buf
         self.budget = budget
-        self.base_depth = depth
         self.active: dict[bytes, int] = {}  # boundary -> how many open multiparts use it
         self._pattern: re.Pattern[bytes] | None = None  # delimiter lines of ``active``
 
@@ -388,7 +387,7 @@ def _eol_len(buf: bytes, pos: int) -> int:
 
 def parse_buffer(buf: bytes, budget: Budget, depth: int = 0) -> Entity:
     """Parse one whole buffer as a message entity."""
-    walker = _Walker(buf, budget, depth)
+    walker = _Walker(buf, budget)
     ent, _ = walker.entity(0, depth)
     ent.end = len(buf)
     return ent
