@@ -348,3 +348,30 @@ def test_winmail_dat_is_named_as_unreadable() -> None:
     )
     report, _ = forwarded.find_originals(raw, Limits())
     assert "opaque-part" in codes(report)
+
+
+def test_japanese_outlook_labels_are_read() -> None:
+    raw = (
+        "From: v@example.jp\r\nTo: stopit@example.edu\r\n"
+        "Subject: =?UTF-8?B?6Lui6YCBOiDohIXov6s=?=\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n確認してください。\r\n\r\n"
+        + "_" * 32
+        + "\r\n差出人: Anon Troll <troll.account77@gmail.com>\r\n"
+        "送信日時: 2026年11月23日 21:14\r\n宛先: v@example.jp\r\n件名: 脅迫\r\n\r\n本文\r\n"
+    ).encode()
+    _, (o,) = forwarded.find_originals(raw, Limits())
+    assert o.fields.from_ is not None and o.fields.from_.address == TROLL
+    assert [a.address for a in o.fields.to] == ["v@example.jp"]
+    assert o.fields.subject == "脅迫"
+
+
+def test_a_message_id_line_in_a_forward_table_is_kept() -> None:
+    raw = (
+        b"From: v@example.edu\r\nSubject: Fwd: x\r\n\r\n-------- Forwarded Message --------\r\n"
+        b"Subject: \tx\r\nDate: \tMon, 23 Nov 2026 21:14:05 +0100\r\n"
+        b"From: \tAnon Troll <troll.account77@gmail.com>\r\nTo: \tv@example.edu\r\n"
+        b"Message-ID: \t<" + TROLL_ID.encode() + b">\r\n\r\nbody\r\n"
+    )
+    _, (o,) = forwarded.find_originals(raw, Limits())
+    assert (o.fields.message_id, o.fields.date) == (TROLL_ID, SENT)

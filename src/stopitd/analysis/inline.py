@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from emailforwardparser import forward_parser, regexs  # type: ignore[import-untyped]
 
-from stopitd.analysis.fields import parse_addresses, parse_date
+from stopitd.analysis.fields import message_id, parse_addresses, parse_date
 from stopitd.analysis.model import Address, Finding, KeyFields, Severity
 
 MAX_LINE = 400  # longer lines are never separators nor forwarded header lines
@@ -48,21 +48,26 @@ _UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
 _LABEL = re.compile(r"^\*?\s*([^\W\d_][\w .()-]{0,28}?)\s?\*?\s?[:：]")
 _FROM_LABELS = frozenset(
     {"from", "von", "de", "da", "van", "från", "fra", "od", "от", "lähettäjä", "feladó",
-     "mittente", "nadawca", "expeditorul", "kimden", "від", "de la", "afzender", "remitente"}
+     "mittente", "nadawca", "expeditorul", "kimden", "від", "de la", "afzender", "remitente",
+     "差出人", "送信者", "发件人", "寄件者", "寄件人", "보낸 사람"}
 )
 _DATE_LABELS = frozenset(
     {"sent", "date", "datum", "gesendet", "envoyé", "enviado", "enviado el", "inviato",
      "verzonden", "skickat", "sendt", "wysłano", "odesláno", "lähetetty", "elküldve",
-     "отправлено", "data", "fecha", "dato", "tarih", "päivämäärä", "дата", "gönderilen"}
+     "отправлено", "data", "fecha", "dato", "tarih", "päivämäärä", "дата", "gönderilen",
+     "送信日時", "日付", "发送时间", "日期", "傳送時間", "寄件日期", "날짜", "보낸 날짜"}
 )
 _TO_LABELS = frozenset(
     {"to", "an", "à", "a", "para", "aan", "till", "til", "do", "komu", "кому",
-     "vastaanottaja", "címzett", "kime", "destinatario"}
+     "vastaanottaja", "címzett", "kime", "destinatario", "宛先", "收件人", "收件者",
+     "받는 사람"}
 )
 _SUBJECT_LABELS = frozenset(
     {"subject", "betreff", "objet", "asunto", "oggetto", "onderwerp", "assunto", "ämne",
-     "emne", "temat", "předmět", "тема", "aihe", "tárgy", "konu", "sujet"}
+     "emne", "temat", "předmět", "тема", "aihe", "tárgy", "konu", "sujet", "件名", "主题",
+     "主旨", "제목"}
 )
+_MESSAGE_ID_LABELS = frozenset({"message-id", "message id"})
 
 
 _REPLY_PREFIX = re.compile(r"^\s*(?:re|aw|sv|antw|ref|odp|vá|ynt|r)\s*(?:\[\d+\])?\s*:", re.I)
@@ -192,19 +197,44 @@ def find_blocks(lines: list[str], skip: set[int], max_blocks: int) -> list[Inlin
     return blocks
 
 
+def _own_reading(table: list[str]) -> dict[str, str]:
+    """Label -> value from the table lines, for what the library does not read (CJK, ...)."""
+    out: dict[str, str] = {}
+    for line in table:
+        text = _unquote(line).strip()
+        m = _LABEL.match(text)
+        if m is None:
+            continue
+        label = m.group(1).strip().lower()
+        value = text[m.end() :].strip().strip("*").strip()
+        for key, labels in (
+            ("from", _FROM_LABELS),
+            ("date", _DATE_LABELS),
+            ("to", _TO_LABELS),
+            ("subject", _SUBJECT_LABELS),
+            ("message-id", _MESSAGE_ID_LABELS),
+        ):
+            if label in labels:
+                out.setdefault(key, value)
+    return out
+
+
 def _block(first: int, client: str, table: list[str]) -> InlineBlock:
     # Only labelled lines and their continuations reach the library (see module doc).
     table = [t for t in table if _label(_unquote(t)) or t[:1] in (" ", "\t")]
     text = "\n".join(table)
     meta = forward_parser.parse_original_email(text, text)
+    own = _own_reading(table)
     sender = _address(meta.from_.name, meta.from_.address)
+    if sender is None and own.get("from"):
+        found = parse_addresses(own["from"])
+        sender = found[0] if found else None
     to = tuple(a for a in (_address(r.name, r.address) for r in meta.to) if a is not None)
-    message_id = ""
-    for line in table:
-        unq = _unquote(line).strip()
-        if unq.lower().startswith("message-id:"):
-            message_id = unq.split(":", 1)[1].strip().strip("<>").strip()
-    when, zoned = inline_date(meta.date)
+    if not to and own.get("to"):
+        to = parse_addresses(own["to"])
+    subject = meta.subject.strip() or own.get("subject", "")
+    date_text = meta.date or own.get("date", "")
+    when, zoned = inline_date(date_text)
     findings = [
         Finding(
             "no-trace-headers",
@@ -214,21 +244,21 @@ def _block(first: int, client: str, table: list[str]) -> InlineBlock:
             "is nothing to trace. Ask the reporter to forward it as an attachment.",
         )
     ]
-    if meta.date and not zoned:
+    if date_text and not zoned:
         findings.append(
             Finding(
                 "inline-date-no-zone",
                 Severity.INFO,
-                f"The forwarded date {meta.date!r} has no time zone (or is in a form not "
+                f"The forwarded date {date_text!r} has no time zone (or is in a form not "
                 "read here); it was not converted.",
             )
         )
     fields = KeyFields(
-        message_id=message_id,
+        message_id=message_id(own.get("message-id")),
         date=when,
         from_=sender,
         to=to,
-        subject=meta.subject.strip(),
+        subject=subject,
     )
     return InlineBlock(first, client, fields, tuple(findings))
 
