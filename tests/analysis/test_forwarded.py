@@ -375,3 +375,13 @@ def test_a_message_id_line_in_a_forward_table_is_kept() -> None:
     )
     _, (o,) = forwarded.find_originals(raw, Limits())
     assert (o.fields.message_id, o.fields.date) == (TROLL_ID, SENT)
+
+
+def test_a_signature_rule_is_not_a_forward() -> None:
+    raw = (
+        b"From: v@example.edu\r\nTo: stopit@example.edu\r\nSubject: he follows me\r\n\r\n"
+        b"He waits outside the lab every evening.\r\n\r\n" + b"_" * 32 + b"\r\n"
+        b"Vicky Tim\r\nPhD student, Department of Physics\r\n"
+    )
+    report, originals = forwarded.find_originals(raw, Limits())
+    assert originals == () and "no-original" in codes(report)

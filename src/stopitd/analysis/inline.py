@@ -174,6 +174,17 @@ def _trailing_table(line: str) -> list[str]:
     return _RUN_ON_LABEL.sub("\n", rest).split("\n")
 
 
+def _weak_separator(line: str) -> bool:
+    """Underscores and "Original Message" also mark replies and signatures."""
+    text = _unquote(line)
+    return bool(_UNDERSCORES.match(text) or _ORIGINAL_MESSAGE.match(text))
+
+
+def _has_sender_or_subject(table: list[str]) -> bool:
+    labels = {_label(_unquote(t)) for t in table}
+    return bool(labels & (_FROM_LABELS | _SUBJECT_LABELS))
+
+
 def find_blocks(lines: list[str], skip: set[int], max_blocks: int) -> list[InlineBlock]:
     """Every inline forward in the text, in order; ``skip`` holds lines already taken."""
     blocks: list[InlineBlock] = []
@@ -186,6 +197,9 @@ def find_blocks(lines: list[str], skip: set[int], max_blocks: int) -> list[Inlin
         client = separator_client(lines[i])
         if client is not None:
             table = _trailing_table(lines[i]) + _table(lines, i + 1)
+            if _weak_separator(lines[i]) and not _has_sender_or_subject(table):
+                i += 1  # a line of underscores in a signature, not a forward
+                continue
         elif _is_table_start(lines, i):
             client = "Outlook"
             table = _table(lines, i)
