@@ -267,9 +267,8 @@ class _Finder:
         data = decode_body(part, self.budget)
         if data is None:
             return
-        head = parse_block(data[: header_end(data)[0]], 200, 64 * 1024)
-        if get(head.fields, "received") is not None and _looks_like_message(head.fields):
-            child = parse_buffer(data, self.budget, part.depth + 1)
+        child = parse_buffer(data, self.budget, part.depth + 1)
+        if get(child.fields, "received") is not None and _looks_like_message(child.fields):
             note = Finding(
                 "source-attachment",
                 Severity.INFO,
