@@ -65,3 +65,18 @@ def test_msg_attachment_limit() -> None:
     report, originals = forwarded.find_originals(raw, Limits(max_msg_attachments=0))
     assert originals == ()
     assert "too-many-msg" in [f.code for f in report.findings]
+
+
+def test_a_saved_msg_file_analysed_as_the_original() -> None:
+    data = msg_file()
+    report, (o,) = forwarded.as_original(data, Limits())
+    assert (o.how, o.grade, o.fields.message_id) == (How.DIRECT, Grade.FULL_MESSAGE, TROLL_ID)
+    assert report.size == len(data)
+    result = analyze(msg_file(), Envelope(), Policy(), as_original=True)
+    assert [h.ip for h in result.originals[0].hops] == ["209.85.221.41"]
+
+
+def test_a_damaged_saved_msg_file_is_a_finding() -> None:
+    report, originals = forwarded.as_original(msg_file()[:2048], Limits())
+    assert originals == ()
+    assert [f.code for f in report.findings] == ["msg-unreadable"]

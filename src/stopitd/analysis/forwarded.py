@@ -387,9 +387,15 @@ class _Finder:
         self._msg_original(read, part.filename, parent, level + 1)
 
     def _msg_original(
-        self, m: msgfile.MsgMessage, filename: str, parent: int | None, level: int
+        self,
+        m: msgfile.MsgMessage,
+        filename: str,
+        parent: int | None,
+        level: int,
+        how: How = How.ATTACHMENT_MSG,
     ) -> None:
         raw = msgfile.as_bytes(m)
+        named = f" {filename!r}" if filename else ""
         findings: list[Finding] = []
         if m.headers:
             block = parse_block(raw[: header_end(raw)[0]], self.limits.max_headers)
@@ -402,7 +408,7 @@ class _Finder:
                 Finding(
                     "msg-attachment",
                     Severity.INFO,
-                    f"Outlook .msg {filename!r}: the transport headers it stored, then its "
+                    f"Outlook .msg{named}: the transport headers it stored, then its "
                     "plain-text body (its own attachments are not part of these bytes"
                     + (f": {inner}" if inner else "")
                     + ").",
@@ -416,7 +422,7 @@ class _Finder:
                 Finding(
                     "msg-no-transport-headers",
                     Severity.WARNING,
-                    f"Outlook .msg {filename!r} carries no transport headers (a draft or a "
+                    f"Outlook .msg{named} carries no transport headers (a draft or a "
                     "sent item?): only its subject, sender and body, nothing to trace.",
                 )
             )
@@ -424,7 +430,7 @@ class _Finder:
             findings.append(Finding("msg-partly-read", Severity.INFO, m.error))
         index = self._add(
             Original(
-                how=How.ATTACHMENT_MSG,
+                how=how,
                 grade=grade,
                 raw=raw,
                 fields=fields,
@@ -606,6 +612,15 @@ def find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Origin
 
 
 def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
+    if raw.startswith(msgfile.OLE2_MAGIC):  # an Outlook .msg saved by staff or reporter
+        budget = Budget(limits)
+        finder = _Finder(limits, budget)
+        read = msgfile.read_msg(raw, limits.max_forward_depth)
+        if isinstance(read, str):
+            budget.hit("msg-unreadable", f"The Outlook .msg file could not be read ({read}).")
+            return report_info([], raw, budget.findings, []), ()
+        finder._msg_original(read, "", None, 0, How.DIRECT)
+        return report_info([], raw, budget.findings, []), tuple(finder.originals)
     root, budget = parse(raw, limits)
     finder = _Finder(limits, budget)
     finder._full(root, How.DIRECT, None)

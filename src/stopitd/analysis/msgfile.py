@@ -16,6 +16,8 @@ import extract_msg
 
 from stopitd.analysis.fields import message_id, parse_addresses
 
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # compound file header (.msg)
+
 
 @dataclass(frozen=True, slots=True)
 class MsgMessage:
