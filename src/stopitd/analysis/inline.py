@@ -247,7 +247,7 @@ def _block(first: int, client: str, table: list[str]) -> InlineBlock:
     if not to and own.get("to"):
         to = parse_addresses(own["to"])
     subject = meta.subject.strip() or own.get("subject", "")
-    date_text = meta.date or own.get("date", "")
+    date_text = " ".join((meta.date or own.get("date", "")).split())  # U+202F, NBSP -> " "
     when, zoned = inline_date(date_text)
     findings = [
         Finding(
