@@ -338,7 +338,7 @@ def test_samsung_style_original_message_separator() -> None:
     _, (o,) = forwarded.find_originals(raw, Limits())
     assert o.fields.from_ is not None and o.fields.from_.address == TROLL
     assert o.fields.subject == "you will regret this"
-    assert "phone" in next(f.text for f in o.findings if f.code == "no-trace-headers")
+    assert "Samsung" in next(f.text for f in o.findings if f.code == "no-trace-headers")
 
 
 def test_winmail_dat_is_named_as_unreadable() -> None:
@@ -385,3 +385,21 @@ def test_a_signature_rule_is_not_a_forward() -> None:
     )
     report, originals = forwarded.find_originals(raw, Limits())
     assert originals == () and "no-original" in codes(report)
+
+
+def test_yahoo_run_on_forward_of_a_forward() -> None:
+    layer = (
+        b"   ----- Forwarded Message ----- From: %s <%s>To: v@example.net"
+        b"Sent: Monday, November 23, 2026 at 09:14:05 PM GMT+1Subject: %s\r\n"
+    )
+    raw = (
+        b"From: v@yahoo.com\r\nSubject: Fw: Fw: x\r\n\r\n Look.\r\n\r\n"
+        + layer % (b"Sam", b"sam@example.net", b"Fw: x")
+        + b" see below\r\n"
+        + layer % (b"Anon Troll", TROLL.encode(), b"x")
+        + b" I know where you park.\r\n"
+    )
+    _, (outer, inner) = forwarded.find_originals(raw, Limits())
+    assert outer.fields.from_ is not None and outer.fields.from_.address == "sam@example.net"
+    assert inner.fields.from_ is not None and inner.fields.from_.address == TROLL
+    assert (inner.found_in, inner.fields.date) == (0, SENT)

@@ -111,7 +111,11 @@ def separator_client(line: str) -> str | None:
     if _ORIGINAL_MESSAGE.match(text):
         # Outlook writes "-----Original Message-----"; Samsung/Android clients and
         # Fastmail put spaces and more dashes around it.
-        return "Outlook (plain text)" if stripped.startswith("-----O") else "a phone mail app"
+        return (
+            "Outlook (plain text)"
+            if stripped.startswith("-----O")
+            else "Samsung/Android, Fastmail or IONOS mail"
+        )
     if _UNDERSCORES.match(text):
         return "Outlook"
     if _FORWARDED_DASHES.match(text) or any(p.match(text) for p in _LIB_SEPARATORS):
@@ -145,19 +149,20 @@ def _is_table_start(lines: list[str], i: int) -> bool:
     return len(seen) >= 2 and "subject" in seen
 
 
-def _table(lines: list[str], start: int) -> list[str]:
-    """The forwarded header lines from ``start``: leading blank lines skipped."""
+def _table(lines: list[str], start: int) -> tuple[list[str], int]:
+    """The forwarded header lines from ``start`` (leading blank lines skipped), and the
+    index of the first line after them."""
     out: list[str] = []
     i = start
     while i < len(lines) and not _unquote(lines[i]).strip() and i - start < 3:
         i += 1
     while i < len(lines) and len(out) < MAX_TABLE_LINES:
         text = _unquote(lines[i])
-        if not text.strip():
-            break
+        if not text.strip() or (out and separator_client(lines[i]) is not None):
+            break  # a blank line, or the next forward starting right away
         out.append(lines[i][:TABLE_LINE])
         i += 1
-    return out
+    return out, i
 
 
 _SEPARATOR_HEAD = re.compile(r"^\s*[-_]{3,}[^-_]{0,60}?[-_]{3,}")
@@ -196,18 +201,19 @@ def find_blocks(lines: list[str], skip: set[int], max_blocks: int) -> list[Inlin
             continue
         client = separator_client(lines[i])
         if client is not None:
-            table = _trailing_table(lines[i]) + _table(lines, i + 1)
+            table, after = _table(lines, i + 1)
+            table = _trailing_table(lines[i]) + table
             if _weak_separator(lines[i]) and not _has_sender_or_subject(table):
                 i += 1  # a line of underscores in a signature, not a forward
                 continue
         elif _is_table_start(lines, i):
             client = "Outlook"
-            table = _table(lines, i)
+            table, after = _table(lines, i)
         else:
             i += 1
             continue
         blocks.append(_block(i, client, table))
-        i += 1 + len(table)
+        i = max(after, i + 1)
     return blocks
 
 
