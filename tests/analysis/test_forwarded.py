@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 from datetime import UTC, datetime
 
 import pytest
@@ -403,3 +404,22 @@ def test_yahoo_run_on_forward_of_a_forward() -> None:
     assert outer.fields.from_ is not None and outer.fields.from_.address == "sam@example.net"
     assert inner.fields.from_ is not None and inner.fields.from_.address == TROLL
     assert (inner.found_in, inner.fields.date) == (0, SENT)
+
+
+def test_headers_pasted_into_an_html_only_mail() -> None:
+    """One <div> per line, tabs as &nbsp; (what pasting into an HTML editor gives)."""
+    lines = attached_original_bytes().split(b"\r\n\r\n")[0].decode().split("\r\n")
+    divs = "".join(
+        "<div>" + html.escape(line).replace("\t", "&nbsp;" * 4) + "</div>" for line in lines
+    )
+    raw = (
+        "From: v@example.org\r\nTo: stopit@example.edu\r\nSubject: headers\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n"
+        f'<div dir="ltr">Here:<br>{divs}<div><br></div><div>thanks</div></div>\r\n'
+    ).encode()
+    result = analyze(raw, Envelope(), Policy())
+    attached = analyze(fixture("gmail-forward-as-attachment.eml"), Envelope(), Policy())
+    (o,) = result.originals
+    assert o.how is How.PASTED_HEADERS
+    assert o.fields == attached.originals[0].fields
+    assert _hop_ips(o) == _hop_ips(attached.originals[0])

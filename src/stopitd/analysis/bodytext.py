@@ -18,7 +18,7 @@ _BLOCK_TAGS = frozenset(
      "table", "pre", "ul", "ol", "dl", "dt", "dd", "section", "article", "header", "footer"}
 )
 _SKIP_TAGS = frozenset({"style", "script", "head", "title"})
-_SPACES = re.compile(r"[ \t\u00a0]+")
+_SPACES = re.compile(r"[ \t]+")  # runs of plain white space; &nbsp; is kept
 
 
 class _TextOfHtml(HTMLParser):
@@ -27,14 +27,22 @@ class _TextOfHtml(HTMLParser):
         self.out: list[str] = []
         self.skip = 0
         self.pre = 0
+        self.line_has_text = False
+
+    def _break(self, always: bool) -> None:
+        """A block edge ends the current line; <br> always makes one (maybe empty)."""
+        if always or self.line_has_text:
+            self.out.append("\n")
+            self.line_has_text = False
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        del attrs
         if tag in _SKIP_TAGS:
             self.skip += 1
         elif tag == "pre":
             self.pre += 1
         if tag in _BLOCK_TAGS:
-            self.out.append("\n")
+            self._break(always=tag == "br")
         if tag == "blockquote":
             self.out.append("\x00q+")
 
@@ -45,17 +53,27 @@ class _TextOfHtml(HTMLParser):
             self.pre -= 1
         if tag == "blockquote":
             self.out.append("\x00q-")
-        if tag in _BLOCK_TAGS:
-            self.out.append("\n")
+        if tag in _BLOCK_TAGS and tag != "br":
+            self._break(always=False)
 
     def handle_data(self, data: str) -> None:
         if self.skip:
             return
-        self.out.append(data if self.pre else data.replace("\r", " ").replace("\n", " "))
+        if not self.pre:
+            data = data.replace("\r", " ").replace("\n", " ")
+            if not self.line_has_text:
+                data = data.lstrip(" \t")  # source indentation; &nbsp; stays
+        if data:
+            self.out.append(data)
+            self.line_has_text = True
 
 
 def html_to_text(html: str) -> str:
-    """Lines of text as a client would show the HTML; blockquotes become ``>`` quoting."""
+    """Lines of text as a client would show the HTML; blockquotes become ``>`` quoting.
+
+    Leading non-breaking spaces are kept (as spaces): they are how an HTML mail keeps
+    the indentation of pasted header continuations.
+    """
     parser = _TextOfHtml()
     try:
         parser.feed(html)
@@ -69,9 +87,8 @@ def html_to_text(html: str) -> str:
             i = chunk.index("\x00q")
             depth = max(0, depth + (1 if chunk[i + 2 : i + 3] == "+" else -1))
             chunk = chunk[:i] + chunk[i + 3 :]
-        text = _SPACES.sub(" ", chunk).strip()
-        if text or (lines and lines[-1].strip("> ")):
-            lines.append(("> " * depth) + text if text else ">" * depth)
+        text = _SPACES.sub(" ", chunk).rstrip().replace("\u00a0", " ")
+        lines.append(("> " * depth) + text if text else ">" * depth)
     return "\n".join(lines).strip("\n") + "\n"
 
 
