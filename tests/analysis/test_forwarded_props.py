@@ -7,7 +7,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis import analyze, forwarded
+from stopitd.analysis import analyze, bodytext, forwarded
 from stopitd.analysis.headers import parse_block
 from stopitd.analysis.model import (
     Envelope,
@@ -111,3 +111,20 @@ def test_whole_analysis_of_mutated_fixtures_round_trips_as_json(raw: bytes) -> N
     assert [(o.how, o.found_in, o.filename, o.feedback) for o in back.originals] == [
         (o.how, o.found_in, o.filename, o.feedback) for o in result.originals
     ]
+
+
+HTML_BITS = [
+    *"<>/ &;#\"'=:\n\t\r\u00a0xX",
+    "<div>", "</div>", "<br>", "<blockquote>", "</blockquote>", "<pre>", "</pre>", "&nbsp;",
+    "<style>", "</style>", "<p>", "From: ", "---------- Forwarded message ---------",
+]
+
+
+@PROPS
+@given(st.lists(st.sampled_from(HTML_BITS), max_size=200))
+def test_html_and_flowed_text_never_raise(bits: list[str]) -> None:
+    text = "".join(bits)
+    out = bodytext.html_to_text(text)
+    assert out.endswith("\n")
+    bodytext.unflow(text, True)
+    bodytext.unflow(text, False)
