@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from stopitd.analysis import ipaddr
 from stopitd.analysis.fields import parse_date
@@ -48,6 +48,15 @@ _DATE_NO_SEMI = re.compile(
     r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{2,4}\s+\d{1,2}:\d\d(?::\d\d)?"
     r"(?:\.\d+)?(?:\s+[+-]?\w{1,5})?(?:\s+\([^()]{0,20}\))?\s*$",
     re.IGNORECASE,
+)
+_MONTHS = {
+    m: i for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_RFC_DATE = re.compile(
+    r"(?:[A-Za-z]{3},?\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{2,4})\s+(\d{1,2}):(\d\d)(?::(\d\d))?"
+    r"(?:\.\d+)?\s*(?:([+-])(\d\d)(\d\d)|GMT|UTC|UT|Z)(?:\s*\([^()]{0,40}\))?\s*$"
 )
 _AUTH_WITH = re.compile(r"^(?:(?:ES|L|UTF8S|UTF8L)MTPS?A|ASMTP|HTTP[SU]?)$", re.IGNORECASE)
 _AUTH_SENDER = re.compile(r"\(Authenticated sender: ([^\s)]+)\)", re.IGNORECASE)
@@ -129,6 +138,20 @@ def _split_date(value: str) -> tuple[str, datetime | None]:
 
 def _parse_date(text: str) -> datetime | None:
     text = text.strip()
+    m = _RFC_DATE.match(text)
+    if m is not None and m.group(2).lower() in _MONTHS:  # the common shape, quickly
+        day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+        y = int(year)
+        y += 2000 if y < 50 else (1900 if y < 100 else 0)
+        try:
+            dt = datetime(y, _MONTHS[mon.lower()], int(day), int(hh), int(mm), int(ss or 0),
+                          tzinfo=UTC)
+        except ValueError:
+            return None
+        if sign:
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            dt = dt - offset if sign == "+" else dt + offset
+        return dt
     if not text or not any(c.isdigit() for c in text):
         return None
     return parse_date(_FRACTION.sub(r"\1", text))
@@ -374,11 +397,11 @@ def _qmail_with(after_by: str) -> bool:
 
 
 def _auth(text: str, with_: str, has_by: bool) -> str:
+    m = _AUTH_SENDER.search(text)
+    if m:  # names the identity: better than the protocol word
+        return f"Authenticated sender: {m.group(1)}"
     if has_by and _AUTH_WITH.match(with_):
         return with_
-    m = _AUTH_SENDER.search(text)
-    if m:
-        return f"Authenticated sender: {m.group(1)}"
     m = _AUTH_COURIER.search(text)
     if m:
         return f"AUTH: {m.group(1)}"
