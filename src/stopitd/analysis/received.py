@@ -264,7 +264,7 @@ def _read_group(text: str) -> _Conn:
             helo=helo.group(1) if helo else "",
             form="bracket" if not rest else ("bracket-helo" if helo else "bracket-more"),
         )
-    if "[" in first and not first.startswith("[") and "@[" not in first:  # rdns[ip]
+    if "[" in first and not first.startswith("[") and "@[" not in first and "=" not in first:
         pos = first.index("[")
         ip = _bracket_ip(first[pos:])
         if ip:
