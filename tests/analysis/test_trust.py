@@ -178,3 +178,13 @@ def test_unparsed_lines_never_become_the_handoff(status_line: str) -> None:
     w = run(status_line, MX_FROM_SPAMMER)
     assert w.boundary_index == 1
     assert w.hops[0].trust is Trust.TRUSTED
+
+
+def test_labelling_keeps_every_field_of_the_hop() -> None:
+    from dataclasses import fields, replace
+
+    from stopitd.analysis.trust import _relabel
+
+    hop = parse_received(GMAIL_SUBMISSION)
+    assert _relabel(hop, Trust.BOUNDARY, 3.0) == replace(hop, trust=Trust.BOUNDARY, delay_s=3.0)
+    assert len(fields(hop)) == 15  # a new Hop field must be added to _relabel too

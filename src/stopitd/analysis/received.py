@@ -245,6 +245,9 @@ def _clean_rdns(name: str) -> str:
     return name
 
 
+_CONNECTION_FORMS = ("rdns-bracket", "bracket", "ident-bracket", "bare", "space-bracket")
+
+
 def _read_group(text: str) -> _Conn:
     """What one top-level comment of the from part says about the connection."""
     words = text.split()
@@ -274,6 +277,8 @@ def _read_group(text: str) -> _Conn:
         if ip:
             return _Conn(ip=ip, rdns=_clean_rdns(first), form="rdns-bracket")
     ip = _bare_ip(first)
+    if ip and not first.startswith("[") and first.count(":") == 1 and "." in first:
+        return _Conn(ip=ip, form="bare-port")  # XMail's (ip:port)
     if ip and "@[" in first and len(words) == 1:
         return _Conn(ip=ip, form="ident-bracket")
     if ip:
@@ -310,6 +315,7 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
     groups = [_read_group(i.text) for i in rest if i.group]
     words = [i.text for i in rest if not i.group]
     first_ip = _bracket_ip(first) if first.startswith("[") else ipaddr.normalise(first)
+    after_host = after_by.split(None, 2)[2] if after_by.count(" ") >= 2 else ""
 
     # from name (rdns [ip]) ...: Sendmail, Postfix, Gmail, Courier, CommuniGate, ...
     for g in groups:
@@ -320,6 +326,23 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
     ip_group = next((g for g in groups if g.ip), None)
     bare_bracket = next((w for w in words if w.startswith("[") and _bracket_ip(w)), "")
 
+    if first_ip and first.startswith("[") and not exim:
+        # from [helo-literal] ([ip]) / ( [ip]) / [ip]: the literal is the HELO
+        plain_helo = (
+            ip_group is not None and ip_group.form == "bracket-helo"
+            and after_host.startswith("with ") and "]:" not in items[1].text
+        )
+        if ip_group is not None and (ip_group.form in _CONNECTION_FORMS or plain_helo):
+            helo = "" if ip_group.form == "space-bracket" else first
+            if plain_helo:
+                helo = ip_group.helo
+            if helo_group is not None:
+                helo = helo_group.helo
+            return _Conn(ip=ip_group.ip, rdns=ip_group.rdns, helo=helo, form="bracket")
+        if ip_group is not None:  # "[ip] ([ip2]:port helo=x)": the first is the address
+            return _Conn(ip=first_ip, helo=ip_group.helo, form="first-bracket")
+        if bare_bracket:
+            return _Conn(ip=_bracket_ip(bare_bracket), helo=first, form="word-bracket")
     if first_ip:  # from [1.2.3.4] (...) / from 1.2.3.4 (...) / from [ip]:port (HELO x)
         if ip_group is not None and not first.startswith("["):
             if "with HTTP" in after_by or "with HTTP" in text:  # webmail, numeric "HELO"
@@ -338,17 +361,19 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
             if not helo and not groups and not words and after_by.count(" ") < 2:
                 helo = first  # "from [ip] by host;": nothing else to go on
             return _Conn(ip=first_ip, helo=helo, form="first-bracket")
-        after_host = after_by.split(None, 2)[2] if after_by.count(" ") >= 2 else ""
         hotmail = ".hotmail.msn.com" in after_by[:80] or "with HTTP (WebMailUI)" in after_by
         known = _starts_with(after_host, ("with ", "(smtpl", "(interscan"))
         if not groups and not words and not hotmail and not known:
             return _Conn(ip=first_ip, form="first-skip")
         return _Conn(ip=first_ip, helo=helo, form="first")
 
-    if helo_group is not None and (ip_group is not None or bare_bracket):
-        # qmail, qpsmtpd, GMX, Yahoo: from rdns (HELO helo) (ident@ip)
-        ip = ip_group.ip if ip_group is not None else _bracket_ip(bare_bracket)
-        return _Conn(ip=ip, rdns=_clean_rdns(first), helo=helo_group.helo, form="qmail")
+    if helo_group is not None and ip_group is not None:
+        # qmail, qpsmtpd, Yahoo: from rdns (HELO helo) (ident@ip)
+        return _Conn(ip=ip_group.ip, rdns=_clean_rdns(first), helo=helo_group.helo, form="qmail")
+    if helo_group is not None and bare_bracket:  # GMX: from rdns (EHLO helo) [ip] by host (x)
+        gmx = after_host.startswith("(") and " with " in after_host[:80]
+        rdns = _clean_rdns(first) if gmx else ""
+        return _Conn(ip=_bracket_ip(bare_bracket), rdns=rdns, helo=helo_group.helo, form="qmail")
 
     if ip_group is not None:
         g = ip_group
@@ -361,16 +386,22 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
             if exim:  # Exim writes the verified host name first, then [ip] helo=...
                 helo = g.helo or first
                 return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=helo, form="exim")
-            if g.form == "bracket-helo":
-                return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=g.helo, form="bracket-helo")
+            if g.form == "bracket-helo":  # rdns only in the exact "([ip] helo=x) by h with"
+                plain = items[1].text.split()[0].endswith("]") and len(items[1].text.split()) == 2
+                rdns = _clean_rdns(first) if plain and after_host.startswith("with ") else ""
+                return _Conn(ip=g.ip, rdns=rdns, helo=g.helo, form="bracket-helo")
             if "CommuniGate Pro" in text and items[1].text.endswith(" verified"):
                 return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=first, form="cgp")
-            if g.form == "bracket" and not mapi and _qmail_with(after_by):
+            at = next(n for n, i in enumerate(rest) if i.group and _read_group(i.text).ip)
+            ip_last = all(i.group and i.text.startswith("envelope-") for i in rest[at + 1 :])
+            if g.form == "bracket" and not mapi and ip_last and _qmail_with(after_by):
                 return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=first, form="qmail")
             return _Conn(ip=g.ip, helo=first, form="bracket")
         if g.form == "ident-bracket" and not _qmail_with(after_by):
             return _Conn(ip=g.ip, helo=first, form="bracket")  # sendmail: helo (ident@[ip])
         # bare ip in parentheses: qmail, Exchange, getmail, XMail, Scalix
+        if g.form == "bare-port" and "[XMail " not in text:
+            return _NONE  # no MTA but XMail writes (ip:port): not a connection we know
         if mapi or "[XMail " in text or "(Scalix SMTP Relay" in text or g.form == "bare-more":
             return _Conn(ip=g.ip, helo=first, form="bare-helo-only")
         return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=first, form="bare")
@@ -545,7 +576,8 @@ def _common(text: str, after_by: str) -> tuple[str, str, str]:
     ident = m.group(1) if m else ""
     m = _FOR.search(after_by)
     rcpt = m.group(1).strip("<>") if m else ""
-    m = _ENV_FROM.search(text)
+    low = text.lower()
+    m = _ENV_FROM.search(text) if ("envelope-" in low or "return-path" in low) else None
     env = m.group(1) if m else ""
     return ident, rcpt, env
 
