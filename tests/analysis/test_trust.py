@@ -188,3 +188,14 @@ def test_labelling_keeps_every_field_of_the_hop() -> None:
     hop = parse_received(GMAIL_SUBMISSION)
     assert _relabel(hop, Trust.BOUNDARY, 3.0) == replace(hop, trust=Trust.BOUNDARY, delay_s=3.0)
     assert len(fields(hop)) == 15  # a new Hop field must be added to _relabel too
+
+
+def test_whatever_our_msa_accepted_is_a_submission_even_without_an_auth_token() -> None:
+    unauthenticated = STUDENT_SUBMITS.replace("esmtpsa", "esmtps")
+    w = run(
+        HUB, MSA_TO_HUB, unauthenticated,
+        trusted_networks=("193.60.0.0/16",), msa_networks=("193.60.10.0/24",),
+    )
+    assert w.mode is Mode.SUBMISSION and w.internal and w.origin_index == 2
+    w = run(HUB, MSA_TO_HUB, unauthenticated, trusted_networks=("193.60.0.0/16",))
+    assert w.mode is Mode.HANDOFF and w.boundary_index == 2

@@ -154,6 +154,7 @@ def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) ->
     why = Why.PROVIDER if st.own is not None else (Why.OURS if c.configured else Why.TOP)
     last_trusted: int | None = None
     last_why = why
+    receiver_is_msa = False  # the hop above was sent by one of our MSAs
     for i, hop in enumerate(hops):
         if hop.status is not HopStatus.PARSED:
             st.labels[i] = Trust.TRUSTED
@@ -170,6 +171,8 @@ def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) ->
             last_trusted = i if last_trusted is None else last_trusted
             continue
         trusted_by: Why | None = None
+        if i == 0 or st.labels[i - 1] is not Trust.TRUSTED:
+            receiver_is_msa = False
         if _ours(hop, c):
             trusted_by = Why.OURS
         elif st.own is not None and sender_of(hop, st.own):
@@ -181,9 +184,10 @@ def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) ->
             st.labels[i] = Trust.TRUSTED
             last_trusted, last_why = i, trusted_by
             why = trusted_by
+            receiver_is_msa = bool(hop.ip) and ipaddr.in_networks(hop.ip, c.msa)
             continue
-        if hop.auth:
-            _submission(st, i, hop, why)
+        if hop.auth or receiver_is_msa:  # our MSA only takes submissions, as SpamAssassin
+            _submission(st, i, hop, Why.OURS if receiver_is_msa else why)
         else:
             st.boundary = st.origin = i
             st.labels[i] = Trust.BOUNDARY
