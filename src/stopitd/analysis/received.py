@@ -31,6 +31,9 @@ _MAX_PARSED = 4096
 _DATE_TAIL = 400
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
+_FLAT_ITEM = re.compile(r"\(([^()]*)\)|([^\s()]+)")
+_NESTED = re.compile(r"\([^()]*\(|\)[^()]*\)")
+_FIRST_BY = re.compile(r"(?<![^\s)])by(?=\s)", re.IGNORECASE)
 _TOP_BY = re.compile(r"\(|\)|(?<![^\s)])by(?=\s)", re.IGNORECASE)
 _WITH = re.compile(r"(?<!\S)with\s+([^\s;()]+)(?:\s+([^\s;()]+))?", re.IGNORECASE)
 _ID = re.compile(r"(?<!\S)id\s+<?([^\s<>;]{3,})", re.IGNORECASE)
@@ -113,26 +116,26 @@ def _collapse(text: str) -> str:
 
 def _split_date(value: str) -> tuple[str, datetime | None]:
     """(text without the date, date in UTC). The date follows the last ';' (or ends the line)."""
-    head = value if len(value) <= _MAX_PARSED else value[:_MAX_PARSED]
-    tail = value if len(value) <= _MAX_PARSED else value[-_DATE_TAIL:]
-    text = _collapse(head).rstrip(" ;")
-    tail = _collapse(tail).rstrip(" ;")
+    long = len(value) > _MAX_PARSED
+    text = _collapse(value[:_MAX_PARSED] if long else value).rstrip(" ;")
+    tail = _collapse(value[-_DATE_TAIL:]).rstrip(" ;") if long else text
     semi = tail.rfind(";")
     if semi >= 0:
         date = _parse_date(tail[semi + 1 :])
         if date is not None:
-            cut = text.rfind(";")
-            return (text[:cut].rstrip(" ;") if cut >= 0 else text), date
-    iso = _ISO_TAIL.search(tail[-80:])
-    if iso is not None:
-        date = _iso_date(iso)
-        if date is not None:
-            return text[: len(text) - len(iso.group(0))].rstrip(" ;"), date
-    plain = _DATE_NO_SEMI.search(tail[-80:])
+            return (text if long else text[:semi].rstrip(" ;")), date
+    end = tail[-80:]
+    if "-" in end:
+        iso = _ISO_TAIL.search(end)
+        if iso is not None:
+            date = _iso_date(iso)
+            if date is not None:
+                return (text if long else text[: len(text) - len(iso.group(0))].rstrip()), date
+    plain = _DATE_NO_SEMI.search(end)
     if plain is not None:
         date = _parse_date(plain.group(0))
         if date is not None:
-            return text[: len(text) - len(plain.group(0))].rstrip(" ;"), date
+            return (text if long else text[: len(text) - len(plain.group(0))].rstrip(" ;")), date
     return text, None
 
 
@@ -171,6 +174,11 @@ def _iso_date(m: re.Match[str]) -> datetime | None:
 
 def _top_level_by(text: str) -> int:
     """Index of the first ``by`` keyword outside parentheses, or -1."""
+    m = _FIRST_BY.search(text)
+    if m is not None:
+        before = text[: m.start()]
+        if before.count("(") == before.count(")") and not _NESTED.search(before):
+            return m.start()  # the usual case: no unbalanced comment before it
     depth = 0
     first_any = -1
     for m in _TOP_BY.finditer(text):
@@ -189,6 +197,16 @@ def _top_level_by(text: str) -> int:
 
 def _items(part: str, limit: int = 8) -> list[_Item]:
     items: list[_Item] = []
+    if part.count("(") == part.count(")") and not _NESTED.search(part):
+        for m in _FLAT_ITEM.finditer(part):  # no nesting: one regex pass
+            if m.group(1) is not None:
+                glued = m.start() > 0 and not part[m.start() - 1].isspace()
+                items.append(_Item(True, m.group(1), glued))
+            else:
+                items.append(_Item(False, m.group(2)))
+            if len(items) >= limit:
+                break
+        return items
     depth = 0
     start = 0
     attached = False
@@ -428,15 +446,17 @@ def _qmail_with(after_by: str) -> bool:
 
 
 def _auth(text: str, with_: str, has_by: bool) -> str:
-    m = _AUTH_SENDER.search(text)
-    if m:  # names the identity: better than the protocol word
-        return f"Authenticated sender: {m.group(1)}"
+    if "uthenticated sender" in text:
+        m = _AUTH_SENDER.search(text)
+        if m:  # names the identity: better than the protocol word
+            return f"Authenticated sender: {m.group(1)}"
     if has_by and _AUTH_WITH.match(with_):
         return with_
-    m = _AUTH_COURIER.search(text)
-    if m:
-        return f"AUTH: {m.group(1)}"
-    if "authenticated" in text.lower():
+    if "(AUTH: " in text:
+        m = _AUTH_COURIER.search(text)
+        if m:
+            return f"AUTH: {m.group(1)}"
+    if "uthenticated" in text or "UTHENTICATED" in text:
         m = _AUTHENTICATED.search(text)
         if m:
             return m.group(1)
@@ -444,9 +464,10 @@ def _auth(text: str, with_: str, has_by: bool) -> str:
         return "CommuniGate account"
     if " with Microsoft Exchange Server HTTP-DAV" in text:
         return "HTTP-DAV"
-    m = _VIA_HTTP.search(text)
-    if m and has_by:
-        return m.group(1)
+    if "(via " in text and has_by:
+        m = _VIA_HTTP.search(text)
+        if m:
+            return m.group(1)
     if " with login)" in text:
         return "login"
     return ""
