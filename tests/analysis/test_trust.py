@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stopitd.analysis.model import Mode, Trust
 from stopitd.analysis.policy import TrustPolicy
@@ -199,3 +201,30 @@ def test_whatever_our_msa_accepted_is_a_submission_even_without_an_auth_token() 
     assert w.mode is Mode.SUBMISSION and w.internal and w.origin_index == 2
     w = run(HUB, MSA_TO_HUB, unauthenticated, trusted_networks=("193.60.0.0/16",))
     assert w.mode is Mode.HANDOFF and w.boundary_index == 2
+
+
+_VALUES = [
+    MX_FROM_SPAMMER, AMAVIS_REINJECT, HUB, MSA_TO_HUB, STUDENT_SUBMITS, GOOGLE_MX,
+    GOOGLE_INTERNAL, GMAIL_SUBMISSION, GMAIL_TO_UNI, "garbage", "",
+    "from pop.isp.example [62.24.139.10] by laptop.home with POP3; " + D.format(9),
+    "from x (y [fe80::1]) by x with ESMTP; " + D.format(1),
+]
+_POLICIES = [
+    TrustPolicy(),
+    TrustPolicy(trusted_networks=("193.60.0.0/16",), msa_networks=("193.60.10.0/24",)),
+    TrustPolicy(providers=("google", "microsoft", "yahoo", "apple")),
+    TrustPolicy(trusted_hosts=("uni.example", "google.com")),
+]
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.sampled_from(_VALUES), max_size=12), st.sampled_from(_POLICIES))
+def test_walk_never_raises_and_labels_every_hop(values: list[str], policy: TrustPolicy) -> None:
+    hops = [parse_received(v) for v in values]
+    w = walk(hops, [], policy)
+    assert len(w.hops) == len(hops)
+    if w.boundary_index is not None:
+        assert w.hops[w.boundary_index].trust is Trust.BOUNDARY
+        assert all(h.trust is not Trust.CLAIMED for h in w.hops[: w.boundary_index])
+    if w.origin_index is not None:
+        assert w.hops[w.origin_index].ip
