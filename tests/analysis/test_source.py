@@ -156,3 +156,22 @@ def test_ten_thousand_received_headers_finish() -> None:
     assert len(o.hops) == 10_000
     assert "hop-count-absurd" in codes(o)
     assert sum(1 for f in o.findings if f.code == "by-rdns-mismatch") <= 5
+
+
+@pytest.mark.parametrize(
+    ("submission", "user"),
+    [
+        ("from [192.168.0.5] ([81.2.69.154]) (authenticated user a@uni.example) by "
+         "mail.uni.example (Kerio Connect 10.0.2 patch 1) with ESMTPA", "a@uni.example"),
+        ("from laptop.home (dsl-198-51-100-120.example.net [81.2.69.120]) by mail.uni.example "
+         "(OpenSMTPD) with ESMTPSA id 6ea45f1f (TLSv1.3:TLS_AES_256_GCM_SHA384:256:NO) "
+         "auth=yes user=carol for <bob@example.com>", "carol"),
+        ("from [81.2.69.91] (account carol@uni.example HELO laptop.local) by mail.uni.example "
+         "(CommuniGate Pro SMTP 6.3.12) with ESMTPSA id 12345678", "carol@uni.example"),
+        ("from laptop ([::ffff:81.2.69.82]) (AUTH: LOGIN carol, TLS: TLSv1.3,256bits) by "
+         "mail.uni.example with ESMTPSA", "carol"),
+    ],
+)
+def test_authenticated_identity_of_the_submission_is_read(submission: str, user: str) -> None:
+    s = original(message(submission + "; " + D.format(1))).source
+    assert s.mode is Mode.SUBMISSION and s.authenticated_identity == user

@@ -29,6 +29,13 @@ from stopitd.analysis.trust import Walk
 
 _DKIM_D = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)", re.IGNORECASE)
 _IP_IN_TEXT = re.compile(r"[0-9A-Fa-f:.]{3,45}")
+# Who the receiver says authenticated: Postfix, Sendmail/Kerio/Critical Path, OpenSMTPD,
+# CommuniGate, Courier.
+_IDENTITY = re.compile(
+    r"\(Authenticated sender: ([^\s)]+)\)|\(authenticated (?:as|user) ([^\s)]+)"
+    r"|\bauth=yes user=([^\s;)]+)|\(account ([^\s)]+)|\(AUTH: \S+ ([^\s,)]+)",
+    re.IGNORECASE,
+)
 _STEPS = (Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW, Confidence.NONE)
 
 
@@ -178,12 +185,10 @@ def _domains(relay: Hop, origin: Hop | None, provider: str) -> tuple[str, ...]:
 
 
 def _identity(origin: Hop | None, recorded: Recorded) -> str:
-    if origin is not None:
-        auth = origin.auth
-        if auth.lower().startswith("authenticated sender: "):
-            return auth.split(":", 1)[1].strip()
-        if auth.lower().startswith("authenticated as "):
-            return auth.split(None, 2)[2].strip()
+    if origin is not None and origin.auth:
+        m = _IDENTITY.search(origin.raw[:4096])
+        if m:
+            return next(g for g in m.groups() if g)
     for rec in recorded.summary.recorded:
         for name, value in rec.properties:
             if name.lower() == "smtp.auth" and value:
