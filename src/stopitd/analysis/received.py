@@ -304,13 +304,8 @@ def _read_group(text: str) -> _Conn:
         if first.endswith(","):  # smap: host(ip, HELO name)
             return _Conn(ip=ip, helo=helo.group(1) if helo else "", form="bare-helo")
         return _Conn(ip=ip, form="bare" if len(words) == 1 else "bare-more")
-    helo_eq = _HELO_EQ.search(text)
-    helo_word = _HELO_WORD.search(text)
-    if helo_eq or helo_word:
-        m = helo_eq or helo_word
-        assert m is not None
-        return _Conn(helo=m.group(1), form="helo")
-    return _NONE
+    m = _HELO_EQ.search(text) or _HELO_WORD.search(text)
+    return _Conn(helo=m.group(1), form="helo") if m else _NONE
 
 
 def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Conn:

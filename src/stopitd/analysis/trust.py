@@ -151,7 +151,7 @@ def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) ->
         st.reasons.append(
             Reason("own-provider", f"Our mailbox is hosted at {st.own.name}: its hops are trusted.")
         )
-    why = Why.PROVIDER if st.own is not None else (Why.OURS if c.configured else Why.TOP)
+    why = Why.PROVIDER if st.own is not None else Why.TOP
     last_trusted: int | None = None
     last_why = why
     receiver_is_msa = False  # the hop above was sent by one of our MSAs
@@ -164,7 +164,7 @@ def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) ->
                            "the walk restarts at the mailbox it was fetched from.")
                 )
                 st.own = _own_provider(hops, i + 1, c.providers) or st.own
-                why = Why.PROVIDER if st.own is not None else why
+                why = Why.PROVIDER if st.own is not None else Why.TOP
             continue
         if _self_hop(hop):  # the trusted receiver talking to itself
             st.labels[i] = Trust.TRUSTED
