@@ -175,3 +175,26 @@ def test_ten_thousand_received_headers_finish() -> None:
 def test_authenticated_identity_of_the_submission_is_read(submission: str, user: str) -> None:
     s = original(message(submission + "; " + D.format(1))).source
     assert s.mode is Mode.SUBMISSION and s.authenticated_identity == user
+
+
+WEBMAIL = (
+    "from webmail.uni.example (localhost [127.0.0.1]) (Authenticated sender: bob) by "
+    "mx1.uni.example (Postfix) with ESMTPSA id 9; " + D.format(2)
+)
+
+
+def test_local_webmail_submission_names_the_user_and_the_recorded_client() -> None:
+    extra = "X-Originating-IP: [81.96.12.77]\r\n"
+    s = original(
+        message(WEBMAIL, extra=extra),
+        msa_networks=("127.0.0.1/32",), originating_ip_headers=("X-Originating-IP",),
+    ).source
+    assert (s.mode, s.internal, s.authenticated_identity) == (Mode.SUBMISSION, True, "bob")
+    assert s.origin_ip == "81.96.12.77"
+    assert "originating-ip-header" in {r.code for r in s.reasons}
+
+
+def test_originating_ip_header_from_outside_is_not_believed() -> None:
+    extra = "X-Originating-IP: [81.96.12.77]\r\n"
+    s = original(message(MX, extra=extra), originating_ip_headers=("X-Originating-IP",)).source
+    assert s.origin_ip == "187.156.22.9"

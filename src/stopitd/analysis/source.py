@@ -75,17 +75,23 @@ def estimate(
     origin_ip = origin_hop.ip if origin_hop is not None and mode is not Mode.UNKNOWN else ""
     origin_index = walk.origin_index if origin_ip else None
     provider = walk.provider
-    if mode is Mode.UNKNOWN and provider:
-        header_ip = _originating_ip(fields, policy.originating_ip_headers)
-        if header_ip:
-            origin_ip, mode = header_ip, Mode.PROVIDER_ATTESTED
-            reasons.append(Reason(
-                "originating-ip-header",
-                f"{provider}'s webmail recorded the client address {header_ip} in a "
-                "configured originating-IP header.",
-            ))
-        else:
-            reasons.append(Reason("abuse-identifiers", _identifiers(original, fields, provider)))
+    hidden = mode is Mode.UNKNOWN and bool(provider)
+    local = origin_hop is not None and not ipaddr.is_public(origin_hop.ip) and (
+        walk.internal or mode is Mode.SUBMISSION
+    )
+    header_ip = _originating_ip(fields, policy.originating_ip_headers) if hidden or local else ""
+    if header_ip:
+        who = f"{provider}'s webmail" if hidden else "Our webmail"
+        origin_ip = header_ip
+        mode = Mode.PROVIDER_ATTESTED if hidden else mode
+        origin_index = None
+        reasons.append(Reason(
+            "originating-ip-header",
+            f"{who} recorded the client address {header_ip} in a configured originating-IP "
+            "header.",
+        ))
+    elif hidden:
+        reasons.append(Reason("abuse-identifiers", _identifiers(original, fields, provider)))
     if not walk.policy_configured and mode in (Mode.HANDOFF, Mode.PROVIDER_ATTESTED):
         reasons.append(Reason(
             "top-receiver-only",

@@ -166,6 +166,10 @@ def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) ->
                 st.own = _own_provider(hops, i + 1, c.providers) or st.own
                 why = Why.PROVIDER if st.own is not None else Why.TOP
             continue
+        if _self_hop(hop) and hop.auth:  # e.g. webmail on the receiving host itself
+            msa_self = receiver_is_msa or ipaddr.in_networks(hop.ip, c.msa)
+            _submission(st, i, hop, Why.OURS if msa_self else why)
+            break
         if _self_hop(hop):  # the trusted receiver talking to itself
             st.labels[i] = Trust.TRUSTED
             last_trusted = i if last_trusted is None else last_trusted
