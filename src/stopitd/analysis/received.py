@@ -254,8 +254,8 @@ def _bare_ip(token: str) -> str:
     return ipaddr.normalise(token.rstrip(","))
 
 
-def _clean_rdns(name: str) -> str:
-    if "@" in name:  # IDENT:user@host, user@host
+def _clean_rdns(name: str, keep_ident: bool = False) -> str:
+    if "@" in name and not keep_ident:  # IDENT:user@host, user@host
         name = name.rsplit("@", 1)[1]
     name = name.rstrip(".")
     if name.lower() in ("unknown", "softdnserr") or name.startswith(("[", "<")):
@@ -289,11 +289,11 @@ def _read_group(text: str) -> _Conn:
         pos = first.index("[")
         ip = _bracket_ip(first[pos:])
         if ip:
-            return _Conn(ip=ip, rdns=_clean_rdns(first[:pos]), form="rdns-bracket")
+            return _Conn(ip=ip, rdns=_clean_rdns(first[:pos], True), form="rdns-bracket")
     if len(words) > 1 and words[1].startswith("["):
         ip = _bracket_ip(words[1])
         if ip:
-            return _Conn(ip=ip, rdns=_clean_rdns(first), form="rdns-bracket")
+            return _Conn(ip=ip, rdns=_clean_rdns(first, True), form="rdns-bracket")
     ip = _bare_ip(first)
     if ip and not first.startswith("[") and first.count(":") == 1 and "." in first:
         return _Conn(ip=ip, form="bare-port")  # XMail's (ip:port)
@@ -333,7 +333,11 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
     # from name (rdns [ip]) ...: Sendmail, Postfix, Gmail, Courier, CommuniGate, ...
     for g in groups:
         if g.form == "rdns-bracket":
-            return _Conn(ip=g.ip, rdns=g.rdns, helo=first, form="rdns-bracket")
+            # Sendmail's "(ident@host [ip])": the ident is dropped only where SpamAssassin
+            # drops it (a "by host (version)" line that is not Postfix's)
+            sendmail = after_host.startswith("(") and " (Postfix) with" not in text
+            rdns = _clean_rdns(g.rdns) if sendmail else g.rdns
+            return _Conn(ip=g.ip, rdns=rdns, helo=first, form="rdns-bracket")
 
     helo_group = next((g for g in groups if g.form == "helo"), None)
     ip_group = next((g for g in groups if g.ip), None)
