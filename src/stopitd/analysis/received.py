@@ -449,7 +449,7 @@ def _auth(text: str, with_: str, has_by: bool) -> str:
         m = _AUTH_SENDER.search(text)
         if m:  # names the identity: better than the protocol word
             return f"Authenticated sender: {m.group(1)}"
-    if has_by and _AUTH_WITH.match(with_):
+    if has_by and _AUTH_WITH.match(with_.split("/", 1)[0]):
         return with_
     if "(AUTH: " in text:
         m = _AUTH_COURIER.search(text)
