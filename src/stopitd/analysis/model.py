@@ -179,6 +179,7 @@ class SourceEstimate:
     confidence: Confidence = Confidence.NONE
     reasons: tuple[Reason, ...] = ()
     boundary_index: int | None = None  # index into hops of the hand-off hop
+    origin_index: int | None = None  # index into hops of the hop that names origin_ip
 
 
 # --- authentication -------------------------------------------------------------------
@@ -436,6 +437,7 @@ def _source(d: Mapping[str, Any]) -> SourceEstimate:
         confidence=Confidence(d.get("confidence", "none")),
         reasons=tuple(Reason(str(r["code"]), str(r["text"])) for r in d.get("reasons", [])),
         boundary_index=d.get("boundary_index"),
+        origin_index=d.get("origin_index"),
     )
 
 
