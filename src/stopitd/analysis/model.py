@@ -254,6 +254,7 @@ class RecordedAuth:
     result: str
     properties: tuple[tuple[str, str], ...] = ()  # (ptype.property, value)
     reason: str = ""
+    comment: str = ""  # the result's comments, e.g. Microsoft's "sender IP is ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -498,6 +499,7 @@ def _auth(d: Mapping[str, Any]) -> AuthSummary:
                 result=r["result"],
                 properties=tuple((str(k), str(v)) for k, v in r.get("properties", [])),
                 reason=r.get("reason", ""),
+                comment=r.get("comment", ""),
             )
             for r in d.get("recorded", [])
         ),

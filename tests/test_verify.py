@@ -1,0 +1,371 @@
+"""Verification at intake against a real DNS server on 127.0.0.1: DKIM, ARC, SPF, DMARC."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stopitd import verify
+from stopitd.analysis import analyze, conclude
+from stopitd.analysis.model import AuthVerdict, Envelope, Evidence, Original
+from stopitd.analysis.policy import Policy
+from stopitd.config import DnsSettings
+from tests.auth_fixtures import (
+    OTHER_IP,
+    SENDER_DOMAIN,
+    Key,
+    arc_seal,
+    base_message,
+    deliver,
+    dkim_sign,
+    dns_server,
+    dns_settings,
+    keys,
+    no_system_resolver,
+    publish_sender,
+)
+from tests.dnsserver import DnsTestServer
+
+__all__ = ["dns_server", "keys", "no_system_resolver"]  # fixtures used here
+
+POLICY = Policy()
+
+
+def run(raw: bytes, settings: DnsSettings, verifier: verify.Verifier | None = None) -> Original:
+    analysis = analyze(raw, Envelope(), POLICY, as_original=True)
+    evidence = verify.verify_analysis(analysis, settings, verifier)
+    (original,) = conclude(analysis, evidence, POLICY).originals
+    return original
+
+
+def signed_by_both(keys: dict[str, Key], **kw: str) -> bytes:
+    return dkim_sign(dkim_sign(base_message(**kw), keys["rsa"], "rsa1"), keys["ed25519"], "ed1")
+
+
+# --- DKIM per signature -----------------------------------------------------------------
+
+
+def test_rsa_and_ed25519_signatures_pass_and_keep_the_key_record(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    original = run(deliver(signed_by_both(keys)), dns_settings(dns_server))
+    sigs = {s.selector: s for s in original.auth.dkim}
+    assert set(sigs) == {"rsa1", "ed1"}
+    assert sigs["rsa1"].algorithm == "rsa-sha256"
+    assert sigs["ed1"].algorithm == "ed25519-sha256"
+    assert all(s.result is AuthVerdict.PASS and s.domain == SENDER_DOMAIN for s in sigs.values())
+    # The evidence outlives a key rotation: the exact record used is kept.
+    assert sigs["rsa1"].key_record == keys["rsa"].record
+    assert len(keys["rsa"].record) > 255  # served as several TXT strings
+    assert sigs["ed1"].key_record == keys["ed25519"].record
+    assert original.auth.verified
+    assert original.source.from_authenticated is True
+    assert SENDER_DOMAIN in original.source.responsible_domains
+
+
+def test_body_tampered_fails_each_signature(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    raw = deliver(signed_by_both(keys)).replace(b"Stop ignoring me.", b"Please ignore me.")
+    original = run(raw, dns_settings(dns_server))
+    assert [s.result for s in original.auth.dkim] == [AuthVerdict.FAIL, AuthVerdict.FAIL]
+    assert all("body hash" in s.reason for s in original.auth.dkim)
+
+
+def test_signed_header_tampered_fails(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
+    publish_sender(dns_server, keys)
+    raw = deliver(signed_by_both(keys)).replace(b"Subject: You again", b"Subject: Hello")
+    original = run(raw, dns_settings(dns_server))
+    assert [s.result for s in original.auth.dkim] == [AuthVerdict.FAIL, AuthVerdict.FAIL]
+    assert all("header" in s.reason for s in original.auth.dkim)
+    # SPF still passes and aligns, so DMARC passes on SPF alone.
+    assert original.auth.dmarc is not None
+    assert original.auth.dmarc.result is AuthVerdict.PASS
+    assert (original.auth.dmarc.spf_aligned, original.auth.dmarc.dkim_aligned) == (True, False)
+
+
+def test_missing_key_is_permerror_for_that_signature_only(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.remove(f"ed1._domainkey.{SENDER_DOMAIN}")
+    original = run(deliver(signed_by_both(keys)), dns_settings(dns_server))
+    sigs = {s.selector: s for s in original.auth.dkim}
+    assert sigs["ed1"].result is AuthVerdict.PERMERROR
+    assert "no key record" in sigs["ed1"].reason
+    assert sigs["ed1"].key_record == ""
+    assert sigs["rsa1"].result is AuthVerdict.PASS
+
+
+def test_broken_key_record_is_permerror(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.remove(f"rsa1._domainkey.{SENDER_DOMAIN}")
+    dns_server.add(f"rsa1._domainkey.{SENDER_DOMAIN}", "TXT", "v=DKIM1; k=rsa; p=bm90IGEga2V5")
+    original = run(
+        deliver(dkim_sign(base_message(), keys["rsa"], "rsa1")), dns_settings(dns_server)
+    )
+    (sig,) = original.auth.dkim
+    assert sig.result is AuthVerdict.PERMERROR
+    assert sig.key_record == "v=DKIM1; k=rsa; p=bm90IGEga2V5"
+
+
+def test_signature_by_another_domain_is_not_aligned(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.add("rsa2._domainkey.mailer.example", "TXT", keys["rsa2"].record)
+    msg = dkim_sign(base_message(), keys["rsa2"], "rsa2", domain="mailer.example")
+    # Handed off from an IP the sender's SPF does not list.
+    original = run(deliver(msg, ip=OTHER_IP), dns_settings(dns_server))
+    (sig,) = original.auth.dkim
+    assert (sig.domain, sig.result) == ("mailer.example", AuthVerdict.PASS)
+    assert original.auth.spf is not None and original.auth.spf.result is AuthVerdict.FAIL
+    dmarc = original.auth.dmarc
+    assert dmarc is not None
+    assert (dmarc.result, dmarc.policy, dmarc.dkim_aligned) == (AuthVerdict.FAIL, "reject", False)
+    assert original.source.from_authenticated is False
+    # The signer is still a responsible party, the unproven From domain is not.
+    assert original.source.responsible_domains == ("mailer.example",)
+
+
+# --- SPF and DMARC ------------------------------------------------------------------------
+
+
+def test_spf_evaluates_the_handoff_ip_against_the_envelope_sender(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    original = run(deliver(base_message(), ip=OTHER_IP), dns_settings(dns_server))
+    spf = original.auth.spf
+    assert spf is not None
+    assert (spf.result, spf.domain, spf.ip) == (AuthVerdict.FAIL, SENDER_DOMAIN, OTHER_IP)
+    assert spf.helo == f"mail.{SENDER_DOMAIN}"
+    assert original.source.from_authenticated is False
+
+
+def test_subdomain_from_uses_the_org_domain_record_and_its_sp(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys, dmarc="p=reject; sp=quarantine")
+    dns_server.add(f"rsa1._domainkey.{SENDER_DOMAIN}", "TXT", keys["rsa"].record)
+    msg = dkim_sign(base_message(from_addr=f"<alice@news.{SENDER_DOMAIN}>"), keys["rsa"], "rsa1")
+    original = run(deliver(msg), dns_settings(dns_server))
+    dmarc = original.auth.dmarc
+    assert dmarc is not None
+    assert dmarc.from_domain == f"news.{SENDER_DOMAIN}"
+    assert dmarc.org_domain == SENDER_DOMAIN
+    assert dmarc.policy == "quarantine"
+    assert dmarc.result is AuthVerdict.PASS and dmarc.dkim_aligned  # relaxed alignment
+
+
+def test_no_dmarc_record_is_none_but_aligned_dkim_still_authenticates_from(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.remove(f"_dmarc.{SENDER_DOMAIN}")
+    msg = dkim_sign(base_message(), keys["rsa"], "rsa1")
+    original = run(deliver(msg, ip=OTHER_IP), dns_settings(dns_server))
+    assert original.auth.dmarc is not None and original.auth.dmarc.result is AuthVerdict.NONE
+    assert original.source.from_authenticated is True
+
+
+# --- DNS failures -------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(20)
+def test_dns_timeout_is_temperror_within_the_budget_and_switches_dns_off(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.silent = True
+    # A per-query timeout far above the budget: only the budget can keep this test short.
+    settings = dns_settings(dns_server, timeout=60.0, budget=0.5)
+    verifier = verify.Verifier(settings)
+    original = run(deliver(signed_by_both(keys)), settings, verifier)
+    assert [s.result for s in original.auth.dkim] == [AuthVerdict.TEMPERROR] * 2
+    assert original.auth.spf is not None and original.auth.spf.result is AuthVerdict.TEMPERROR
+    assert original.auth.dmarc is not None and original.auth.dmarc.result is AuthVerdict.TEMPERROR
+    assert "dns-temperror" in {f.code for f in original.findings}
+    assert original.source.from_authenticated is False
+
+
+@pytest.mark.timeout(20)
+def test_after_a_resolver_timeout_dns_stays_off_for_the_run(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.silent = True
+    settings = dns_settings(dns_server, timeout=0.3, budget=60.0)
+    verifier = verify.Verifier(settings)
+    first = run(deliver(signed_by_both(keys)), settings, verifier)
+    assert verifier.dns_down
+    asked = len(dns_server.queries)  # silent servers log nothing; count on the client side
+    dns_server.silent = False  # even a recovered server is not asked again in this run
+    queries_before = verifier.client.queries
+    second = run(deliver(signed_by_both(keys)), settings, verifier)
+    assert verifier.client.queries == queries_before
+    assert len(dns_server.queries) == asked
+    assert AuthVerdict.TEMPERROR in {s.result for s in first.auth.dkim}
+    assert {s.result for s in second.auth.dkim} == {AuthVerdict.TEMPERROR}
+    assert "dns-off" in {f.code for f in second.findings}
+
+
+def test_answers_are_cached_per_run(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
+    publish_sender(dns_server, keys)
+    settings = dns_settings(dns_server)
+    verifier = verify.Verifier(settings)
+    run(deliver(signed_by_both(keys)), settings, verifier)
+    asked = list(dns_server.queries)
+    again = run(deliver(signed_by_both(keys)), settings, verifier)
+    assert dns_server.queries == asked
+    assert {s.result for s in again.auth.dkim} == {AuthVerdict.PASS}
+
+
+def test_dns_disabled_gives_no_evidence(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
+    settings = DnsSettings(enabled=False, nameservers=(dns_server.nameserver,))
+    analysis = analyze(deliver(signed_by_both(keys)), Envelope(), POLICY, as_original=True)
+    assert verify.verify_analysis(analysis, settings) == Evidence.none()
+    assert dns_server.queries == []
+
+
+# --- ARC ----------------------------------------------------------------------------------
+
+
+def _arc_chain(keys: dict[str, Key], server: DnsTestServer, instances: int) -> bytes:
+    """The signed message forwarded through ``instances`` ARC-sealing ADMDs."""
+    msg = dkim_sign(base_message(), keys["rsa"], "rsa1")
+    for n in range(1, instances + 1):
+        domain = f"fwd{n}.example"
+        server.add(f"arc{n}._domainkey.{domain}", "TXT", keys["arc"].record)
+        arc_state = "none" if n == 1 else "pass"
+        ar = (
+            f"Authentication-Results: {domain};\r\n"
+            f"\tdkim=pass header.d={SENDER_DOMAIN} header.s=rsa1;\r\n"
+            f"\tarc={arc_state}\r\n"
+        ).encode()
+        relay = (
+            f"Received: from relay.fwd{n - 1}.example (relay.fwd{n - 1}.example [192.0.2.{20 + n}])"
+            f"\r\n\tby {domain} (Postfix) with ESMTPS id 4XkAA{n}; "
+            "Wed, 25 Nov 2026 09:12:0{n} +0000 (UTC)\r\n"
+        ).encode()
+        msg = arc_seal(ar + relay + msg, keys["arc"], f"arc{n}", domain, domain)
+    return msg
+
+
+@pytest.mark.parametrize("instances", [1, 2, 3])
+def test_arc_chains_of_one_to_three_instances_pass(
+    dns_server: DnsTestServer, keys: dict[str, Key], instances: int
+) -> None:
+    publish_sender(dns_server, keys)
+    original = run(deliver(_arc_chain(keys, dns_server, instances)), dns_settings(dns_server))
+    arc = original.auth.arc
+    assert arc.cv is AuthVerdict.PASS, arc.reason
+    assert [i.instance for i in arc.instances] == list(range(1, instances + 1))
+    assert [i.domain for i in arc.instances] == [f"fwd{n}.example" for n in range(1, instances + 1)]
+    assert all(i.seal_result is AuthVerdict.PASS for i in arc.instances)
+    assert arc.instances[0].cv == "none"
+    assert all(i.cv == "pass" for i in arc.instances[1:])
+    assert arc.oldest_pass == 1
+    assert "dkim=pass" in arc.instances[0].recorded_results
+
+
+def test_arc_chain_broken_after_the_last_seal_fails(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    raw = deliver(_arc_chain(keys, dns_server, 2)).replace(b"Stop ignoring me.", b"Changed.")
+    arc = run(raw, dns_settings(dns_server)).auth.arc
+    assert arc.cv is AuthVerdict.FAIL
+    assert arc.instances[-1].signature_result is AuthVerdict.FAIL
+    assert arc.oldest_pass is None
+
+
+def test_arc_chain_with_a_forged_middle_seal_fails(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    raw = _arc_chain(keys, dns_server, 3)
+    # Instance 2's seal is re-published with another key: its seal no longer verifies.
+    dns_server.remove("arc2._domainkey.fwd2.example")
+    dns_server.add("arc2._domainkey.fwd2.example", "TXT", keys["rsa2"].record)
+    arc = run(deliver(raw), dns_settings(dns_server)).auth.arc
+    assert arc.cv is AuthVerdict.FAIL
+    by_instance = {i.instance: i for i in arc.instances}
+    assert by_instance[2].seal_result is AuthVerdict.FAIL
+    assert by_instance[3].seal_result is AuthVerdict.PASS
+
+
+def test_arc_key_timeout_is_temperror(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
+    publish_sender(dns_server, keys)
+    raw = deliver(_arc_chain(keys, dns_server, 1))
+    dns_server.silent = True
+    arc = run(raw, dns_settings(dns_server, timeout=0.3, budget=2.0)).auth.arc
+    assert arc.cv is AuthVerdict.TEMPERROR
+
+
+# --- the console script -------------------------------------------------------------------
+
+STOPITD = Path(sys.executable).with_name("stopitd")
+
+
+def _analyze_json(config: Path, path: Path, *extra: str) -> dict[str, object]:
+    assert STOPITD.exists(), f"{STOPITD} missing: run `pip install -e '.[dev]'` in the venv"
+    done = subprocess.run(
+        [
+            str(STOPITD),
+            "--config",
+            str(config),
+            "analyze",
+            "--original",
+            "--json",
+            *extra,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout.splitlines()[0])
+    assert isinstance(data, dict)
+    return data
+
+
+def test_analyze_json_shows_per_signature_results_from_the_configured_nameserver(
+    dns_server: DnsTestServer, keys: dict[str, Key], tmp_path: Path
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.remove(f"ed1._domainkey.{SENDER_DOMAIN}")
+    eml = tmp_path / "original.eml"
+    eml.write_bytes(deliver(signed_by_both(keys)))
+    config = tmp_path / "stopitd.toml"
+    config.write_text(
+        f'[dns]\nnameservers = ["{dns_server.nameserver}"]\ntimeout = 2.0\nbudget = 5.0\n'
+    )
+    data = _analyze_json(config, eml)
+    (original,) = data["originals"]  # type: ignore[misc]
+    auth = original["auth"]
+    assert auth["verified"] is True
+    results = {s["selector"]: (s["domain"], s["result"]) for s in auth["dkim"]}
+    assert results == {
+        "rsa1": (SENDER_DOMAIN, "pass"),
+        "ed1": (SENDER_DOMAIN, "permerror"),
+    }
+    assert auth["spf"]["result"] == "pass"
+    assert auth["dmarc"]["result"] == "pass" and auth["dmarc"]["dkim_aligned"] is True
+    assert original["source"]["from_authenticated"] is True
+    assert (f"rsa1._domainkey.{SENDER_DOMAIN}", "TXT") in dns_server.queries
+
+    asked = len(dns_server.queries)
+    skipped = _analyze_json(config, eml, "--no-dns")
+    (orig2,) = skipped["originals"]  # type: ignore[misc]
+    assert orig2["auth"]["verified"] is False and orig2["auth"]["dkim"] == []
+    assert orig2["source"]["from_authenticated"] is None
+    assert len(dns_server.queries) == asked
