@@ -5,7 +5,13 @@ A stamp is kept only when both hold (RFC 8601 §5):
   profile (``authserv.py``); Microsoft's stamps without an id count by the profile alone;
 - it sits above the walk's boundary: before the Received header of the boundary hop in the
   header block, i.e. it was added after the hand-off by a host we trust.
-Everything else is an ``UntrustedClaim`` with the reason, never used for a verdict.
+Everything else is an ``UntrustedClaim`` with the reason, never used for a verdict. One
+exception to the position rule: Microsoft's X-Forefront-Antispam-Report, which Exchange
+Online moves below the Received headers and whose forged copies its header firewall
+strips, is believed wherever it sits when the microsoft profile is on and the boundary hop
+was received by a Microsoft host (``authserv.FOREFRONT_HOSTS``). Stamps naming a trusted id
+but sitting under the boundary Received are a warning (possibly forged), unless they sit
+right under it, where Gmail and milter-based MTAs write their own (then only info).
 
 The client IPs that kept stamps record (Received-SPF ``client-ip``, Microsoft's
 ``sender IP is``, Forefront ``CIP``, ``smtp.remote-ip``, ``policy.iprev``) are checked
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 
 import authres as authres_lib
 
-from stopitd.analysis.authserv import forefront_trusted, trusted_by
+from stopitd.analysis.authserv import forefront_trusted, received_by_provider, trusted_by
 from stopitd.analysis.headers import HeaderField
 from stopitd.analysis.model import (
     AuthSummary,
@@ -47,7 +53,12 @@ ARC_AUTH_RESULTS = "ARC-Authentication-Results"
 RECEIVED_SPF = "Received-SPF"
 FOREFRONT = "X-Forefront-Antispam-Report"
 _HEADERS = {h.lower(): h for h in (AUTH_RESULTS, ARC_AUTH_RESULTS, RECEIVED_SPF, FOREFRONT)}
-_SENDER_IP = re.compile(r"sender IP is ([0-9A-Fa-f:.]+)", re.IGNORECASE)
+# Client IPs written in comments: Microsoft's "sender IP is X", Google's and Apple's
+# "domain of a@b designates X as permitted sender" (or "does not designate X ...").
+_COMMENT_IPS = (
+    re.compile(r"sender IP is ([0-9A-Fa-f:.]+)", re.IGNORECASE),
+    re.compile(r"designates? ([0-9A-Fa-f:.]+) as permitted sender", re.IGNORECASE),
+)
 _IP_PROPERTIES = {"client-ip", "smtp.remote-ip", "policy.iprev", "cip"}
 _MAX_CLAIM_TEXT = 2000
 
@@ -163,6 +174,23 @@ def _boundary_position(fields: list[HeaderField], walk: Walk) -> int | None:
     return None
 
 
+def _just_below(fields: list[HeaderField], boundary: int | None) -> set[int]:
+    """Positions of the stamps right under the boundary Received, before any other header.
+
+    Gmail and milter-based MTAs write their stamps there, under their own Received; by the
+    RFC 8601 §5 position rule they are still not believed (a sender can write the same
+    bytes at the top of what it sends), but they are reported without alarm.
+    """
+    out: set[int] = set()
+    if boundary is None:
+        return out
+    for pos in range(boundary + 1, len(fields)):
+        if fields[pos].key not in _HEADERS:
+            break
+        out.add(pos)
+    return out
+
+
 def _vouched(stamp: _Stamp, policy: TrustPolicy) -> str:
     if stamp.forefront:
         return forefront_trusted(policy)
@@ -176,7 +204,7 @@ def _why_untrusted(stamp: _Stamp, above: bool, boundary: int | None, vouched: st
     if boundary is None:
         why.append("no trust boundary: the original has no usable Received header")
     elif not above:
-        why.append("below the trust boundary (written before the hand-off)")
+        why.append("below the trust boundary (under the Received header of the hand-off)")
     if not vouched and not stamp.error:
         if stamp.forefront:
             why.append("Microsoft stamp and the microsoft provider profile is not enabled")
@@ -192,7 +220,8 @@ def recorded_ips(recorded: tuple[RecordedAuth, ...]) -> tuple[str, ...]:
     out: list[str] = []
     for rec in recorded:
         candidates = [v for k, v in rec.properties if k.lower() in _IP_PROPERTIES]
-        candidates += _SENDER_IP.findall(rec.comment)
+        for pattern in _COMMENT_IPS:
+            candidates += pattern.findall(rec.comment)
         for c in candidates:
             ip = normalise_ip(c)
             if ip and ip not in out:
@@ -214,6 +243,10 @@ def _crosscheck(recorded: tuple[RecordedAuth, ...], walk: Walk) -> CrossCheck:
 def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) -> Recorded:
     """Kept (trusted, above the boundary) stamps, ignored claims with why, the cross-check."""
     boundary = _boundary_position(fields, walk)
+    just_below = _just_below(fields, boundary)
+    boundary_by = ""
+    if walk.boundary_index is not None and walk.boundary_index < len(walk.hops):
+        boundary_by = walk.hops[walk.boundary_index].by
     kept: list[RecordedAuth] = []
     untrusted: list[UntrustedClaim] = []
     planted: list[str] = []
@@ -223,6 +256,8 @@ def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) ->
         stamp = _stamp(f)
         above = boundary is not None and pos < boundary
         vouched = _vouched(stamp, policy)
+        if stamp.forefront and vouched and received_by_provider(boundary_by, vouched):
+            above = True  # header firewall: see authserv.FOREFRONT_HOSTS
         if above and vouched and not stamp.error:
             kept.extend(stamp.results)
             continue
@@ -234,7 +269,7 @@ def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) ->
                 why=_why_untrusted(stamp, above, boundary, vouched),
             )
         )
-        if vouched and not above and boundary is not None:
+        if vouched and not above and boundary is not None and pos not in just_below:
             planted.append(stamp.authserv_id or _HEADERS[f.key])
     recorded = tuple(kept)
     cross = _crosscheck(recorded, walk)

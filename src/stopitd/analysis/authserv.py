@@ -36,8 +36,14 @@ PROVIDER_AUTHSERV_IDS: dict[str, tuple[str, ...]] = {
 # Profiles whose receivers write Authentication-Results with no authserv-id at all.
 PROVIDERS_WITHOUT_ID = frozenset({"microsoft"})
 
-# Profiles whose X-Forefront-Antispam-Report stamps we read.
+# Profiles whose X-Forefront-Antispam-Report stamps we read. Exchange Online reorders
+# headers (its X- stamps usually sit below every Received header) and its header firewall
+# strips X-Forefront-* arriving from outside, so these are believed wherever they sit, but
+# only when the boundary hop was received by one of the provider's hosts.
 PROVIDERS_WITH_FOREFRONT = frozenset({"microsoft"})
+FOREFRONT_HOSTS: dict[str, tuple[str, ...]] = {
+    "microsoft": (".protection.outlook.com", ".outlook.com", ".outlook.office365.com"),
+}
 
 
 def _matches(authserv_id: str, patterns: Iterable[str]) -> bool:
@@ -67,3 +73,8 @@ def trusted_by(authserv_id: str, policy: TrustPolicy) -> str:
 def forefront_trusted(policy: TrustPolicy) -> str:
     """The provider whose Forefront stamps we read, or ""."""
     return next((p for p in policy.providers if p in PROVIDERS_WITH_FOREFRONT), "")
+
+
+def received_by_provider(by: str, provider: str) -> bool:
+    """Was a hop received ("by ...") by one of the provider's Forefront hosts?"""
+    return _matches(by, FOREFRONT_HOSTS.get(provider, ()))
