@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from stopitd import verify
 from stopitd.analysis import analyze, conclude
-from stopitd.analysis.model import AuthVerdict, Envelope, Evidence, Original
+from stopitd.analysis.model import AuthVerdict, Envelope, Evidence, Grade, Original
 from stopitd.analysis.policy import Policy
 from stopitd.config import DnsSettings
 from tests.auth_fixtures import (
@@ -369,3 +370,63 @@ def test_analyze_json_shows_per_signature_results_from_the_configured_nameserver
     assert orig2["auth"]["verified"] is False and orig2["auth"]["dkim"] == []
     assert orig2["source"]["from_authenticated"] is None
     assert len(dns_server.queries) == asked
+
+
+# --- guards and other grades --------------------------------------------------------------
+
+
+def test_the_guard_keeps_tests_off_the_system_resolver() -> None:
+    with pytest.raises(AssertionError, match="system resolver"):
+        verify.DnsClient(DnsSettings())
+
+
+def test_headers_only_original_names_signatures_but_still_checks_spf_and_dmarc(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    analysis = analyze(deliver(signed_by_both(keys)), Envelope(), POLICY, as_original=True)
+    headers_only = replace(
+        analysis, originals=tuple(replace(o, grade=Grade.HEADERS_ONLY) for o in analysis.originals)
+    )
+    evidence = verify.verify_analysis(headers_only, dns_settings(dns_server))
+    (original,) = conclude(headers_only, evidence, POLICY).originals
+    assert {(s.selector, s.result) for s in original.auth.dkim} == {
+        ("rsa1", AuthVerdict.NONE),
+        ("ed1", AuthVerdict.NONE),
+    }
+    assert not any(q[0].endswith("_domainkey.sender.example") for q in dns_server.queries)
+    assert original.auth.spf is not None and original.auth.spf.result is AuthVerdict.PASS
+    assert original.auth.dmarc is not None and original.auth.dmarc.spf_aligned
+    assert original.source.from_authenticated is True
+    assert "dkim-not-verifiable" in {f.code for f in original.findings}
+
+
+def test_stopitd_stamp_records_what_the_verifier_saw(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    import authres
+
+    from stopitd.render.auth import authentication_results
+
+    publish_sender(dns_server, keys)
+    dns_server.remove(f"ed1._domainkey.{SENDER_DOMAIN}")
+    original = run(deliver(signed_by_both(keys)), dns_settings(dns_server))
+    stamp = authentication_results(original, "stopit.example.edu")
+    parsed = authres.AuthenticationResultsHeader.parse(stamp)
+    assert parsed.authserv_id == "stopit.example.edu"
+    got = [(r.method, r.result) for r in parsed.results]
+    assert got == [  # signatures top first: ed1 was added last
+        ("dkim", "permerror"),
+        ("dkim", "pass"),
+        ("arc", "none"),
+        ("spf", "pass"),
+        ("dmarc", "pass"),
+    ]
+    dkim_props = {(p.type, p.name, p.value) for p in parsed.results[0].properties}
+    assert ("header", "s", "ed1") in dkim_props
+    spf_props = {(p.type, p.name, p.value) for p in parsed.results[3].properties}
+    assert ("smtp", "mailfrom", f"alice@{SENDER_DOMAIN}") in spf_props
+    assert (
+        authentication_results(replace(original, auth=replace(original.auth, verified=False)), "x")
+        == ""
+    )

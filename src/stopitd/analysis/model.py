@@ -231,6 +231,8 @@ class SpfResult:
     ip: str = ""
     helo: str = ""
     reason: str = ""
+    scope: str = ""  # "mailfrom" or "helo": which identity was checked
+    identity: str = ""  # the MAIL FROM address checked (postmaster@HELO for scope helo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +481,8 @@ def _auth(d: Mapping[str, Any]) -> AuthSummary:
             ip=spf.get("ip", ""),
             helo=spf.get("helo", ""),
             reason=spf.get("reason", ""),
+            scope=spf.get("scope", ""),
+            identity=spf.get("identity", ""),
         ),
         dmarc=None
         if dmarc is None

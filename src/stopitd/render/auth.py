@@ -3,6 +3,9 @@ the stamps kept and the claims ignored (with why), and the client-IP cross-check
 
 from __future__ import annotations
 
+import authres as authres_lib
+from authres.arc import ARCAuthenticationResult
+from authres.dmarc import DMARCAuthenticationResult
 from rich.console import Group, RenderableType
 from rich.text import Text
 
@@ -81,7 +84,8 @@ def _spf(spf: SpfResult | None) -> list[Text]:
         return []
     helo = f" (HELO {spf.helo})" if spf.helo else ""
     reason = f": {spf.reason}" if spf.reason else ""
-    return [_line("SPF", _verdict(spf.result), f" for {spf.domain} from {spf.ip}{helo}{reason}")]
+    who = f"{spf.scope} {spf.identity}" if spf.identity else spf.domain
+    return [_line("SPF", _verdict(spf.result), f" for {who} from {spf.ip}{helo}{reason}")]
 
 
 def _dmarc(d: DmarcResult | None) -> list[Text]:
@@ -140,3 +144,59 @@ def render_auth(original: Original) -> RenderableType:
             lines.append(Text(f"    {u.header} by {who}: {u.why}", style="dim"))
     lines += _cross(a.crosscheck)
     return Group(*lines)
+
+
+def authentication_results(original: Original, authserv_id: str) -> str:
+    """stopitd's own RFC 8601 stamp of what its verifier saw at intake (for exports).
+
+    Built with authres (what authheaders builds on), one result per DKIM signature, then
+    ARC, SPF and DMARC; ``dkim=none`` etc. when there was nothing to verify. Empty when
+    verification did not run: a stamp must not claim checks that were not made.
+    """
+    a = original.auth
+    if not a.verified:
+        return ""
+    results: list[object] = []
+    for sig in a.dkim:
+        results.append(
+            authres_lib.DKIMAuthenticationResult(
+                result=sig.result.value,
+                reason=sig.reason or None,
+                header_d=sig.domain or None,
+                header_s=sig.selector or None,
+                header_a=sig.algorithm or None,
+            )
+        )
+    if not a.dkim:
+        results.append(authres_lib.DKIMAuthenticationResult(result="none"))
+    arc = a.arc
+    oldest = str(arc.oldest_pass) if arc.oldest_pass else None
+    newest = arc.instances[-1] if arc.instances else None
+    results.append(
+        ARCAuthenticationResult(
+            result=arc.cv.value,
+            header_as_d=newest.domain if newest else None,
+            header_as_s=newest.selector if newest else None,
+            header_oldest_pass=oldest,
+        )
+    )
+    if a.spf is not None:
+        mailfrom = a.spf.identity if a.spf.scope == "mailfrom" else ""
+        results.append(
+            authres_lib.SPFAuthenticationResult(
+                result=a.spf.result.value,
+                result_comment=f"client {a.spf.ip}" if a.spf.ip else None,
+                smtp_mailfrom=mailfrom or None,
+                smtp_helo=a.spf.helo or None,
+            )
+        )
+    if a.dmarc is not None:
+        results.append(
+            DMARCAuthenticationResult(
+                result=a.dmarc.result.value,
+                result_comment=f"p={a.dmarc.policy}" if a.dmarc.policy else None,
+                header_from=a.dmarc.from_domain or None,
+            )
+        )
+    header = authres_lib.AuthenticationResultsHeader(authserv_id=authserv_id, results=results)
+    return str(header)

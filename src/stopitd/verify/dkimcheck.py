@@ -102,7 +102,8 @@ def _one_signature(d: dkim.DKIM, idx: int, value: bytes, lookups: KeyLookups) ->
     except Exception as e:  # dkimpy on hostile input: a permerror, never a crash
         return sig(AuthVerdict.PERMERROR, f"verifier error: {type(e).__name__}: {e}")
     if ok:
-        return sig(AuthVerdict.PASS)
+        weak = "rsa-sha1 (RFC 8301 deprecates it)" if algorithm == "rsa-sha1" else ""
+        return sig(AuthVerdict.PASS, weak)
     problem = _key_problem(lookups.get(selector, domain), name)
     if problem is not None:
         return sig(*problem)

@@ -77,5 +77,7 @@ def check_spf(client: DnsClient, ip: str, sender: str, helo: str) -> SpfResult |
         domain=domain,
         ip=ip,
         helo=helo,
-        reason=f"{how} {identity}: {explanation}".strip(),
+        reason=str(explanation),
+        scope=how,
+        identity=identity,
     )
