@@ -430,3 +430,44 @@ def test_stopitd_stamp_records_what_the_verifier_saw(
         authentication_results(replace(original, auth=replace(original.auth, verified=False)), "x")
         == ""
     )
+
+
+def test_unusable_nameserver_gives_temperror_and_a_finding_not_a_crash(
+    keys: dict[str, Key],
+) -> None:
+    settings = DnsSettings(nameservers=("ns.example.edu",), timeout=1.0, budget=2.0)
+    original = run(deliver(signed_by_both(keys)), settings)
+    assert {s.result for s in original.auth.dkim} == {AuthVerdict.TEMPERROR}
+    finding = next(f for f in original.findings if f.code == "dns-off")
+    assert "ns.example.edu" in finding.text
+
+
+@pytest.mark.timeout(60)
+def test_analyze_switches_dns_off_for_the_rest_of_the_run_after_a_timeout(
+    dns_server: DnsTestServer, keys: dict[str, Key], tmp_path: Path
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.silent = True
+    files = []
+    for n in range(3):
+        eml = tmp_path / f"original-{n}.eml"
+        eml.write_bytes(deliver(signed_by_both(keys)))
+        files.append(str(eml))
+    config = tmp_path / "stopitd.toml"
+    config.write_text(
+        f'[dns]\nnameservers = ["{dns_server.nameserver}"]\ntimeout = 0.5\nbudget = 5.0\n'
+    )
+    done = subprocess.run(
+        [str(STOPITD), "--config", str(config), "analyze", "--original", "--json", *files],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    results = [json.loads(line)["originals"][0] for line in done.stdout.splitlines()]
+    assert len(results) == 3
+    first_codes = {f["code"] for f in results[0]["findings"]}
+    assert "dns-temperror" in first_codes
+    for later in results[1:]:
+        assert {s["result"] for s in later["auth"]["dkim"]} == {"temperror"}
+        assert "dns-off" in {f["code"] for f in later["findings"]}

@@ -103,8 +103,8 @@ class Verifier:
                 Finding(
                     "dns-off",
                     Severity.WARNING,
-                    f"DNS was switched off after an earlier timeout ({self.client.down_reason});"
-                    " results are temperror: `stopitd cases reanalyze` verifies again.",
+                    f"DNS is off for this run ({self.client.down_reason}); results are"
+                    " temperror: `stopitd cases reanalyze` verifies again.",
                 )
             )
         elif self.client.failures:

@@ -9,6 +9,7 @@ per run, not one per message. Answers (and failures) are cached for the client's
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -34,11 +35,13 @@ class Answer:
 
 
 def _nameserver(spec: str) -> dns.nameserver.Do53Nameserver:
+    """ "HOST", "HOST:PORT", "[V6]:PORT" or a bare IPv6 address; HOST must be an IP."""
     spec = spec.strip()
+    host, port = spec.strip("[]"), 53
     if spec.startswith("[") or spec.count(":") == 1:
         host, port = split_host_port(spec)
-        return dns.nameserver.Do53Nameserver(host, port)
-    return dns.nameserver.Do53Nameserver(spec.strip("[]"), 53)
+    ipaddress.ip_address(host)  # ValueError: not an IP address
+    return dns.nameserver.Do53Nameserver(host, port)
 
 
 class DnsClient:
@@ -46,17 +49,27 @@ class DnsClient:
 
     def __init__(self, settings: DnsSettings) -> None:
         self.settings = settings
+        self.down_reason = ""
+        self._resolver = dns.resolver.Resolver(configure=False)
         if settings.nameservers:
-            self._resolver = dns.resolver.Resolver(configure=False)
-            self._resolver.nameservers = [_nameserver(s) for s in settings.nameservers]
+            servers = []
+            for spec in settings.nameservers:
+                try:
+                    servers.append(_nameserver(spec))
+                except ValueError as e:
+                    self.down_reason = f"unusable dns.nameservers entry {spec!r}: {e}"
+            if servers and not self.down_reason:
+                self._resolver.nameservers = servers
         else:
-            self._resolver = dns.resolver.Resolver(configure=True)  # /etc/resolv.conf
+            try:
+                self._resolver.read_resolv_conf("/etc/resolv.conf")
+            except dns.resolver.NoResolverConfiguration as e:
+                self.down_reason = f"no system resolver configuration: {e}"
         self._resolver.use_edns(0, 0, 1232)
         self._resolver.timeout = settings.timeout
         self._resolver.lifetime = settings.timeout
         self._cache: dict[tuple[str, str], Answer | DnsTempError] = {}
         self._deadline: float | None = None
-        self.down_reason = ""
         self.queries = 0  # asked on the wire (not from the cache)
         self.failures: list[str] = []  # every temporary failure seen, for findings
 
