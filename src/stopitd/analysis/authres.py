@@ -197,14 +197,21 @@ def _vouched(stamp: _Stamp, policy: TrustPolicy) -> str:
     return trusted_by(stamp.authserv_id, policy)
 
 
-def _why_untrusted(stamp: _Stamp, above: bool, boundary: int | None, vouched: str) -> str:
+def _why_untrusted(
+    stamp: _Stamp, above: bool, boundary: int | None, vouched: str, just_below: bool
+) -> str:
     why: list[str] = []
     if stamp.error:
         why.append(f"could not be read: {stamp.error}")
     if boundary is None:
         why.append("no trust boundary: the original has no usable Received header")
+    elif not above and just_below:
+        why.append(
+            "below the trust boundary: right under the hand-off's Received header, where"
+            " some receivers write their own, but where the sender can write too"
+        )
     elif not above:
-        why.append("below the trust boundary (under the Received header of the hand-off)")
+        why.append("below the trust boundary: written before the hand-off")
     if not vouched and not stamp.error:
         if stamp.forefront:
             why.append("Microsoft stamp and the microsoft provider profile is not enabled")
@@ -266,7 +273,7 @@ def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) ->
                 header=_HEADERS[f.key],
                 authserv_id=stamp.authserv_id,
                 value=f.value[:_MAX_CLAIM_TEXT],
-                why=_why_untrusted(stamp, above, boundary, vouched),
+                why=_why_untrusted(stamp, above, boundary, vouched, pos in just_below),
             )
         )
         if vouched and not above and boundary is not None and pos not in just_below:

@@ -107,7 +107,11 @@ def _one_signature(d: dkim.DKIM, idx: int, value: bytes, lookups: KeyLookups) ->
     problem = _key_problem(lookups.get(selector, domain), name)
     if problem is not None:
         return sig(*problem)
-    return sig(AuthVerdict.FAIL, "signature did not verify: a signed header was changed")
+    return sig(
+        AuthVerdict.FAIL,
+        "signature did not verify: a signed header was changed, or the published key"
+        " is not the one that signed",
+    )
 
 
 def verify_dkim(raw: bytes, client: DnsClient) -> tuple[DkimSignature, ...]:
