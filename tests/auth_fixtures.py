@@ -154,24 +154,30 @@ def deliver(
     envelope_from: str = f"alice@{SENDER_DOMAIN}",
     above: bytes = b"",
     below: bytes = b"",
+    submitted: bool = True,
 ) -> bytes:
     """The message as it sits in Bob's mailbox: Return-Path, stamps above, our Received.
 
     ``below`` is inserted under our Received header: what the sender's side wrote.
+    ``submitted`` adds the sender's submission hop (False: ``signed`` already has it).
     """
-    sender_hop = (
-        f"Received: from [10.0.0.5] (unknown [203.0.113.50])\r\n"
-        f"\tby mail.{SENDER_DOMAIN} (Postfix) with ESMTPSA id 4Xk9Qv6m2Hz1xyz\r\n"
-        "\tfor <bob@example.edu>; Wed, 25 Nov 2026 09:11:59 +0000 (UTC)\r\n"
-    ).encode()
     return (
         f"Return-Path: <{envelope_from}>\r\n".encode()
         + above
         + received(ip)
         + below
-        + sender_hop
+        + (submission_hop() if submitted else b"")
         + signed
     )
+
+
+def submission_hop() -> bytes:
+    """Alice's client submitting to her provider's MSA."""
+    return (
+        f"Received: from [10.0.0.5] (unknown [203.0.113.50])\r\n"
+        f"\tby mail.{SENDER_DOMAIN} (Postfix) with ESMTPSA id 4Xk9Qv6m2Hz1xyz\r\n"
+        "\tfor <bob@example.edu>; Wed, 25 Nov 2026 09:11:59 +0000 (UTC)\r\n"
+    ).encode()
 
 
 def arc_seal(message: bytes, key: Key, selector: str, domain: str, srv_id: str) -> bytes:

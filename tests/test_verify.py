@@ -18,6 +18,7 @@ from stopitd.config import DnsSettings
 from tests.auth_fixtures import (
     OTHER_IP,
     SENDER_DOMAIN,
+    SENDER_IP,
     Key,
     arc_seal,
     base_message,
@@ -28,6 +29,7 @@ from tests.auth_fixtures import (
     keys,
     no_system_resolver,
     publish_sender,
+    submission_hop,
 )
 from tests.dnsserver import DnsTestServer
 
@@ -239,8 +241,9 @@ def test_dns_disabled_gives_no_evidence(dns_server: DnsTestServer, keys: dict[st
 
 
 def _arc_chain(keys: dict[str, Key], server: DnsTestServer, instances: int) -> bytes:
-    """The signed message forwarded through ``instances`` ARC-sealing ADMDs."""
-    msg = dkim_sign(base_message(), keys["rsa"], "rsa1")
+    """Alice's signed message forwarded through ``instances`` ARC-sealing ADMDs, as it
+    arrives at our MX from the last of them (deliver with ``submitted=False``)."""
+    msg = submission_hop() + dkim_sign(base_message(), keys["rsa"], "rsa1")
     for n in range(1, instances + 1):
         domain = f"fwd{n}.example"
         server.add(f"arc{n}._domainkey.{domain}", "TXT", keys["arc"].record)
@@ -250,13 +253,24 @@ def _arc_chain(keys: dict[str, Key], server: DnsTestServer, instances: int) -> b
             f"\tdkim=pass header.d={SENDER_DOMAIN} header.s=rsa1;\r\n"
             f"\tarc={arc_state}\r\n"
         ).encode()
+        sender = f"mail.{SENDER_DOMAIN}" if n == 1 else f"relay.fwd{n - 1}.example"
+        sender_ip = SENDER_IP if n == 1 else forwarder_ip(n - 1)
         relay = (
-            f"Received: from relay.fwd{n - 1}.example (relay.fwd{n - 1}.example [192.0.2.{20 + n}])"
-            f"\r\n\tby {domain} (Postfix) with ESMTPS id 4XkAA{n}; "
-            "Wed, 25 Nov 2026 09:12:0{n} +0000 (UTC)\r\n"
+            f"Received: from {sender} ({sender} [{sender_ip}])\r\n"
+            f"\tby {domain} (Postfix) with ESMTPS id 4XkAA{n}; "
+            f"Wed, 25 Nov 2026 09:12:0{n} +0000 (UTC)\r\n"
         ).encode()
         msg = arc_seal(ar + relay + msg, keys["arc"], f"arc{n}", domain, domain)
     return msg
+
+
+def forwarder_ip(n: int) -> str:
+    return f"198.51.100.{20 + n}"
+
+
+def forwarded(keys: dict[str, Key], server: DnsTestServer, instances: int) -> bytes:
+    chain = _arc_chain(keys, server, instances)
+    return deliver(chain, ip=forwarder_ip(instances), submitted=False)
 
 
 @pytest.mark.parametrize("instances", [1, 2, 3])
@@ -264,7 +278,7 @@ def test_arc_chains_of_one_to_three_instances_pass(
     dns_server: DnsTestServer, keys: dict[str, Key], instances: int
 ) -> None:
     publish_sender(dns_server, keys)
-    original = run(deliver(_arc_chain(keys, dns_server, instances)), dns_settings(dns_server))
+    original = run(forwarded(keys, dns_server, instances), dns_settings(dns_server))
     arc = original.auth.arc
     assert arc.cv is AuthVerdict.PASS, arc.reason
     assert [i.instance for i in arc.instances] == list(range(1, instances + 1))
@@ -274,13 +288,20 @@ def test_arc_chains_of_one_to_three_instances_pass(
     assert all(i.cv == "pass" for i in arc.instances[1:])
     assert arc.oldest_pass == 1
     assert "dkim=pass" in arc.instances[0].recorded_results
+    # Forwarding broke SPF (the last forwarder handed it off), Alice's DKIM survived.
+    assert original.auth.spf is not None
+    assert (original.auth.spf.ip, original.auth.spf.result) == (
+        forwarder_ip(instances),
+        AuthVerdict.FAIL,
+    )
+    assert original.auth.dmarc is not None and original.auth.dmarc.result is AuthVerdict.PASS
 
 
 def test_arc_chain_broken_after_the_last_seal_fails(
     dns_server: DnsTestServer, keys: dict[str, Key]
 ) -> None:
     publish_sender(dns_server, keys)
-    raw = deliver(_arc_chain(keys, dns_server, 2)).replace(b"Stop ignoring me.", b"Changed.")
+    raw = forwarded(keys, dns_server, 2).replace(b"Stop ignoring me.", b"Changed.")
     arc = run(raw, dns_settings(dns_server)).auth.arc
     assert arc.cv is AuthVerdict.FAIL
     assert arc.instances[-1].signature_result is AuthVerdict.FAIL
@@ -291,11 +312,11 @@ def test_arc_chain_with_a_forged_middle_seal_fails(
     dns_server: DnsTestServer, keys: dict[str, Key]
 ) -> None:
     publish_sender(dns_server, keys)
-    raw = _arc_chain(keys, dns_server, 3)
+    raw = forwarded(keys, dns_server, 3)
     # Instance 2's seal is re-published with another key: its seal no longer verifies.
     dns_server.remove("arc2._domainkey.fwd2.example")
     dns_server.add("arc2._domainkey.fwd2.example", "TXT", keys["rsa2"].record)
-    arc = run(deliver(raw), dns_settings(dns_server)).auth.arc
+    arc = run(raw, dns_settings(dns_server)).auth.arc
     assert arc.cv is AuthVerdict.FAIL
     by_instance = {i.instance: i for i in arc.instances}
     assert by_instance[2].seal_result is AuthVerdict.FAIL
@@ -304,7 +325,7 @@ def test_arc_chain_with_a_forged_middle_seal_fails(
 
 def test_arc_key_timeout_is_temperror(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
     publish_sender(dns_server, keys)
-    raw = deliver(_arc_chain(keys, dns_server, 1))
+    raw = forwarded(keys, dns_server, 1)
     dns_server.silent = True
     arc = run(raw, dns_settings(dns_server, timeout=0.3, budget=2.0)).auth.arc
     assert arc.cv is AuthVerdict.TEMPERROR

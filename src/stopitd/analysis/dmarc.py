@@ -80,7 +80,7 @@ def evaluate(
         )
     strict_dkim = tags.get("adkim", "r").lower() == "s"
     strict_spf = tags.get("aspf", "r").lower() == "s"
-    policy = tags.get("p", "").lower()
+    policy = tags.get("p", "none").lower()  # no p= (rua only): none, RFC 7489 §6.6.3
     if record.at_org_domain and "sp" in tags:
         policy = tags["sp"].lower()
     dkim_aligned = any(
