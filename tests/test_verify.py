@@ -492,3 +492,42 @@ def test_analyze_switches_dns_off_for_the_rest_of_the_run_after_a_timeout(
     for later in results[1:]:
         assert {s["result"] for s in later["auth"]["dkim"]} == {"temperror"}
         assert "dns-off" in {f["code"] for f in later["findings"]}
+
+
+def test_spf_follows_mx_a_and_include_through_our_resolver(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.remove(SENDER_DOMAIN, "TXT")
+    dns_server.add(SENDER_DOMAIN, "TXT", "v=spf1 include:_spf.mailer.example mx -all")
+    dns_server.add(
+        "_spf.mailer.example", "TXT", "v=spf1 a:out.mailer.example ip6:2001:db8::/32 -all"
+    )
+    dns_server.add("out.mailer.example", "A", "203.0.113.9")
+    unsigned = base_message()
+    by_mx = run(deliver(unsigned, ip=SENDER_IP), dns_settings(dns_server))
+    by_include = run(deliver(unsigned, ip="203.0.113.9"), dns_settings(dns_server))
+    by_v6 = run(deliver(unsigned, ip="2001:db8::25"), dns_settings(dns_server))
+    elsewhere = run(deliver(unsigned, ip=OTHER_IP), dns_settings(dns_server))
+    results = [
+        o.auth.spf.result if o.auth.spf else None for o in (by_mx, by_include, by_v6, elsewhere)
+    ]
+    assert results == [AuthVerdict.PASS, AuthVerdict.PASS, AuthVerdict.PASS, AuthVerdict.FAIL]
+    assert (f"mail.{SENDER_DOMAIN}", "A") in dns_server.queries
+    assert by_v6.auth.spf is not None and by_v6.auth.spf.ip == "2001:db8::25"
+
+
+def test_null_sender_is_checked_by_helo(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.add(f"mail.{SENDER_DOMAIN}", "TXT", f"v=spf1 ip4:{SENDER_IP} -all")
+    original = run(deliver(base_message(), envelope_from=""), dns_settings(dns_server))
+    spf = original.auth.spf
+    assert spf is not None
+    assert (spf.scope, spf.identity, spf.result) == (
+        "helo",
+        f"postmaster@mail.{SENDER_DOMAIN}",
+        AuthVerdict.PASS,
+    )
+    # SPF for the HELO domain does not align with the From domain under strict rules,
+    # but mail.sender.example shares sender.example's organisational domain: relaxed.
+    assert original.auth.dmarc is not None and original.auth.dmarc.spf_aligned

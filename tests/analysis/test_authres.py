@@ -38,6 +38,9 @@ from stopitd.analysis.policy import Policy, TrustPolicy
 from stopitd.analysis.received import parse_received
 from stopitd.analysis.resinfo import ResinfoError, parse_results_header
 from stopitd.analysis.trust import Walk
+from tests.auth_fixtures import no_system_resolver
+
+__all__ = ["no_system_resolver"]  # autouse: nothing here may reach the system resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "auth"
