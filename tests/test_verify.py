@@ -531,3 +531,18 @@ def test_null_sender_is_checked_by_helo(dns_server: DnsTestServer, keys: dict[st
     # SPF for the HELO domain does not align with the From domain under strict rules,
     # but mail.sender.example shares sender.example's organisational domain: relaxed.
     assert original.auth.dmarc is not None and original.auth.dmarc.spf_aligned
+
+
+@pytest.mark.timeout(20)
+def test_a_revived_verifier_asks_dns_again(dns_server: DnsTestServer, keys: dict[str, Key]) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.silent = True
+    settings = dns_settings(dns_server, timeout=0.3, budget=5.0)
+    verifier = verify.Verifier(settings)
+    run(deliver(signed_by_both(keys)), settings, verifier)
+    assert verifier.dns_down and verifier.down_for() > 0.0
+    dns_server.silent = False
+    verifier.revive()
+    assert not verifier.dns_down and verifier.down_for() == 0.0
+    original = run(deliver(signed_by_both(keys)), settings, verifier)
+    assert {s.result for s in original.auth.dkim} == {AuthVerdict.PASS}

@@ -12,6 +12,8 @@ the daemon keeps its own ``Verifier`` and replaces it after its back-off period.
 
 from __future__ import annotations
 
+import time
+
 from stopitd.analysis.dmarc import DmarcRecord, domain_of, evaluate, org_domain, parse_record
 from stopitd.analysis.model import (
     Analysis,
@@ -76,6 +78,15 @@ class Verifier:
 
     def switch_dns_off(self, reason: str) -> None:
         self.client.switch_off(reason)
+
+    def down_for(self) -> float:
+        """Seconds since DNS went off (0.0 while it is on)."""
+        since = self.client.down_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def revive(self) -> None:
+        """DNS on again with an empty cache (the daemon, after its back-off period)."""
+        self.client = DnsClient(self.settings)
 
     def verify(self, analysis: Analysis) -> Evidence:
         self.client.start_budget()

@@ -21,6 +21,8 @@ import dns.resolver
 
 from stopitd.config import DnsSettings, split_host_port
 
+_CACHE_LIMIT = 20000
+
 
 class DnsTempError(Exception):
     """A lookup that could not be answered now (timeout, SERVFAIL, budget used up, down)."""
@@ -70,6 +72,7 @@ class DnsClient:
         self._resolver.lifetime = settings.timeout
         self._cache: dict[tuple[str, str], Answer | DnsTempError] = {}
         self._deadline: float | None = None
+        self.down_since: float | None = time.monotonic() if self.down_reason else None
         self.queries = 0  # asked on the wire (not from the cache)
         self.failures: list[str] = []  # every temporary failure seen, for findings
 
@@ -80,6 +83,7 @@ class DnsClient:
 
     def switch_off(self, reason: str) -> None:
         self.down_reason = reason
+        self.down_since = time.monotonic()
 
     def start_budget(self) -> None:
         """Start a message: its lookups share ``settings.budget`` seconds in total."""
@@ -107,6 +111,8 @@ class DnsClient:
             if not self.down:  # a budget/down refusal is not an answer worth caching
                 self._cache[key] = e
             raise
+        if len(self._cache) >= _CACHE_LIMIT:  # a long-lived client: forget, do not grow
+            self._cache.clear()
         self._cache[key] = answer
         return answer
 
