@@ -28,6 +28,7 @@ from tests.auth_fixtures import (
     dns_settings,
     keys,
     no_system_resolver,
+    perl_sign,
     publish_sender,
     submission_hop,
 )
@@ -546,3 +547,49 @@ def test_a_revived_verifier_asks_dns_again(dns_server: DnsTestServer, keys: dict
     assert not verifier.dns_down and verifier.down_for() == 0.0
     original = run(deliver(signed_by_both(keys)), settings, verifier)
     assert {s.result for s in original.auth.dkim} == {AuthVerdict.PASS}
+
+
+# --- messages signed and sealed by another implementation (Perl's Mail::DKIM) --------------
+
+
+def test_signature_made_by_mail_dkim_verifies_and_tampering_fails(
+    dns_server: DnsTestServer, keys: dict[str, Key], tmp_path: Path
+) -> None:
+    publish_sender(dns_server, keys)
+    dns_server.add(f"perl1._domainkey.{SENDER_DOMAIN}", "TXT", keys["rsa2"].record)
+    signed = perl_sign(tmp_path, base_message(), keys["rsa2"], "dkim", SENDER_DOMAIN, "perl1")
+    assert signed.startswith(b"DKIM-Signature:")
+    good = run(deliver(signed), dns_settings(dns_server))
+    assert [(s.selector, s.result) for s in good.auth.dkim] == [("perl1", AuthVerdict.PASS)]
+    bad = run(deliver(signed.replace(b"You again", b"Hello")), dns_settings(dns_server))
+    assert [s.result for s in bad.auth.dkim] == [AuthVerdict.FAIL]
+
+
+def test_arc_chain_sealed_by_mail_dkim_and_dkimpy_passes_and_breaks(
+    dns_server: DnsTestServer, keys: dict[str, Key], tmp_path: Path
+) -> None:
+    publish_sender(dns_server, keys)
+    msg = submission_hop() + dkim_sign(base_message(), keys["rsa"], "rsa1")
+    # i=1 by Mail::DKIM, i=2 by dkimpy, i=3 by Mail::DKIM again.
+    for n, sealer in ((1, "perl"), (2, "dkimpy"), (3, "perl")):
+        domain = f"fwd{n}.example"
+        dns_server.add(f"arc{n}._domainkey.{domain}", "TXT", keys["arc"].record)
+        ar = (
+            f"Authentication-Results: {domain}; dkim=pass header.d={SENDER_DOMAIN};"
+            f" arc={'none' if n == 1 else 'pass'}\r\n"
+        ).encode()
+        msg = ar + msg
+        if sealer == "perl":
+            msg = perl_sign(tmp_path, msg, keys["arc"], "arc", domain, f"arc{n}", domain)
+        else:
+            msg = arc_seal(msg, keys["arc"], f"arc{n}", domain, domain)
+    raw = deliver(msg, ip=forwarder_ip(3), submitted=False)
+    arc = run(raw, dns_settings(dns_server)).auth.arc
+    assert arc.cv is AuthVerdict.PASS, arc.reason
+    assert [(i.instance, i.seal_result) for i in arc.instances] == [
+        (1, AuthVerdict.PASS),
+        (2, AuthVerdict.PASS),
+        (3, AuthVerdict.PASS),
+    ]
+    broken = run(raw.replace(b"Stop ignoring me.", b"Changed."), dns_settings(dns_server))
+    assert broken.auth.arc.cv is AuthVerdict.FAIL
