@@ -12,6 +12,7 @@ the daemon keeps its own ``Verifier`` and replaces it after its back-off period.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from stopitd.analysis.dmarc import DmarcRecord, domain_of, evaluate, org_domain, parse_record
@@ -34,6 +35,9 @@ from stopitd.verify.dnsclient import DnsClient, DnsTempError
 from stopitd.verify.spfcheck import check_spf
 
 __all__ = ["DnsClient", "Verifier", "reset_default_verifier", "verify_analysis"]
+
+# stdlib logging (logs.py routes it through structlog); never stdout: `analyze --json`
+log = logging.getLogger(__name__)
 
 
 def _dmarc_record(client: DnsClient, from_domain: str) -> DmarcRecord:
@@ -99,6 +103,7 @@ class Verifier:
         try:
             ev = self._checks(original)
         except Exception as e:  # a bug or a library fault on odd input: a finding, not a crash
+            log.error("verify_failed", exc_info=True, extra={"error": type(e).__name__})
             return OriginalEvidence(
                 findings=(
                     Finding(

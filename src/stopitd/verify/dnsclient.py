@@ -10,6 +10,7 @@ per run, not one per message. Answers (and failures) are cached for the client's
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ import dns.rdatatype
 import dns.resolver
 
 from stopitd.config import DnsSettings, split_host_port
+
+# stdlib logging (logs.py routes it through structlog); never stdout: `analyze --json`
+log = logging.getLogger(__name__)
 
 _CACHE_LIMIT = 20000
 
@@ -82,6 +86,7 @@ class DnsClient:
         return bool(self.down_reason)
 
     def switch_off(self, reason: str) -> None:
+        log.warning("dns_switched_off", extra={"reason": reason})
         self.down_reason = reason
         self.down_since = time.monotonic()
 
