@@ -593,3 +593,17 @@ def test_arc_chain_sealed_by_mail_dkim_and_dkimpy_passes_and_breaks(
     ]
     broken = run(raw.replace(b"Stop ignoring me.", b"Changed."), dns_settings(dns_server))
     assert broken.auth.arc.cv is AuthVerdict.FAIL
+
+
+def test_strict_dmarc_alignment_of_the_from_domain_is_respected(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    publish_sender(dns_server, keys, dmarc="p=reject; adkim=s; aspf=s")
+    msg = dkim_sign(base_message(from_addr=f"<alice@news.{SENDER_DOMAIN}>"), keys["rsa"], "rsa1")
+    original = run(deliver(msg), dns_settings(dns_server))
+    assert [s.result for s in original.auth.dkim] == [AuthVerdict.PASS]
+    dmarc = original.auth.dmarc
+    assert dmarc is not None
+    assert (dmarc.result, dmarc.dkim_aligned, dmarc.spf_aligned) == (AuthVerdict.FAIL, False, False)
+    assert original.source.from_authenticated is False
+    assert original.source.responsible_domains == (SENDER_DOMAIN,)  # the signer still is

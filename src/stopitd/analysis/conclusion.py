@@ -1,8 +1,9 @@
 """Fold verified evidence (DKIM, ARC, SPF, DMARC) into an original's verdict (pure).
 
 ``source.from_authenticated`` is true when the From domain is proven by one of:
-a verified DMARC pass; a verified DKIM signature whose d= aligns (relaxed) with the From
-domain; a verified SPF pass whose domain aligns; or the same results recorded by a trusted
+a verified DMARC pass; when the From domain publishes no DMARC record (or its lookup
+failed), a verified DKIM signature whose d= aligns (relaxed) with the From domain or a
+verified SPF pass whose domain aligns; or the same results recorded by a trusted
 receiver (kept stamps only, see ``authres.py``). With no evidence (DNS not asked) it stays
 null unless a kept stamp proves it. The domains of passing DKIM signatures and an
 authenticated From domain are added to ``source.responsible_domains``.
@@ -52,6 +53,7 @@ def _recorded_proof(from_domain: str, recorded: tuple[RecordedAuth, ...]) -> str
 
 
 def _verified_proof(from_domain: str, auth: AuthSummary) -> str:
+    """The proof from verified evidence; the domain's own DMARC record governs when found."""
     if auth.dmarc is not None and auth.dmarc.result is AuthVerdict.PASS:
         how = " and ".join(
             n
@@ -59,6 +61,8 @@ def _verified_proof(from_domain: str, auth: AuthSummary) -> str:
             if ok
         )
         return f"DMARC pass for {from_domain} ({how} aligned)"
+    if auth.dmarc is not None and auth.dmarc.result is AuthVerdict.FAIL:
+        return ""  # the domain's own alignment rules (maybe strict) were applied, not met
     for sig in auth.dkim:
         if sig.result is AuthVerdict.PASS and aligned(sig.domain, from_domain, strict=False):
             return f"DKIM signature d={sig.domain} s={sig.selector} verifies and aligns"
