@@ -607,3 +607,39 @@ def test_strict_dmarc_alignment_of_the_from_domain_is_respected(
     assert (dmarc.result, dmarc.dkim_aligned, dmarc.spf_aligned) == (AuthVerdict.FAIL, False, False)
     assert original.source.from_authenticated is False
     assert original.source.responsible_domains == (SENDER_DOMAIN,)  # the signer still is
+
+
+def test_auth_survives_the_json_round_trip_and_renders_readably(
+    dns_server: DnsTestServer, keys: dict[str, Key]
+) -> None:
+    from rich.console import Console
+
+    from stopitd.analysis.model import analysis_from_json, analysis_to_json
+    from stopitd.analysis.policy import TrustPolicy
+    from stopitd.render.auth import render_auth
+
+    publish_sender(dns_server, keys)
+    dns_server.remove(f"ed1._domainkey.{SENDER_DOMAIN}")
+    stamp = (
+        b"Authentication-Results: mx.example.edu; iprev=pass policy.iprev=192.0.2.10"
+        b" (mail.sender.example)\r\n"
+    )
+    policy = Policy(trust=TrustPolicy(trusted_authserv_ids=("mx.example.edu",)))
+    raw = deliver(signed_by_both(keys), above=stamp)
+    analysis = analyze(raw, Envelope(), policy, as_original=True)
+    analysis = conclude(
+        analysis, verify.verify_analysis(analysis, dns_settings(dns_server)), policy
+    )
+    back = analysis_from_json(analysis_to_json(analysis), [o.raw for o in analysis.originals])
+    assert back.originals[0].auth == analysis.originals[0].auth
+    assert back.originals[0].source.from_authenticated is True
+
+    console = Console(width=200, record=True)
+    console.print(render_auth(analysis.originals[0]))
+    text = console.export_text()
+    assert f"d={SENDER_DOMAIN} s=rsa1 rsa-sha256: pass" in text
+    assert f"d={SENDER_DOMAIN} s=ed1 ed25519-sha256: permerror (no key record" in text
+    assert "SPF    pass for mailfrom alice@sender.example from 192.0.2.10" in text
+    assert "DMARC  pass for From sender.example, policy reject: DKIM aligned, SPF aligned" in text
+    assert "mx.example.edu [Authentication-Results]: iprev=pass" in text
+    assert "trusted stamps record 192.0.2.10, the hand-off is 192.0.2.10" in text
