@@ -40,6 +40,7 @@ class DnsTestServer:
                     self.add(name, rtype, v)
         self.silent = False
         self.queries: list[tuple[str, str]] = []
+        self.tcp_queries = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._udp: socket.socket | None = None
@@ -171,6 +172,7 @@ class DnsTestServer:
             for data in _tcp_messages(conn):
                 if self.silent:
                     return
+                self.tcp_queries += 1
                 packed = self.answer(data).pack()
                 conn.sendall(struct.pack("!H", len(packed)) + packed)
                 return  # one query per connection, as dnspython asks

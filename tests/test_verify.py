@@ -643,3 +643,14 @@ def test_auth_survives_the_json_round_trip_and_renders_readably(
     assert "DMARC  pass for From sender.example, policy reject: DKIM aligned, SPF aligned" in text
     assert "mx.example.edu [Authentication-Results]: iprev=pass" in text
     assert "trusted stamps record 192.0.2.10, the hand-off is 192.0.2.10" in text
+
+
+def test_big_answers_come_over_tcp_after_truncation(dns_server: DnsTestServer) -> None:
+    big = "v=DKIM1; k=rsa; n=" + "x" * 3000
+    dns_server.add("big._domainkey.sender.example", "TXT", big)
+    client = verify.DnsClient(dns_settings(dns_server))
+    client.start_budget()
+    records, nxdomain = client.txt("big._domainkey.sender.example")
+    assert (records, nxdomain) == ([big.encode()], False)
+    assert dns_server.tcp_queries == 1  # UDP answer was truncated, the client retried on TCP
+    assert client.txt("nothing.sender.example") == ([], True)
