@@ -42,7 +42,7 @@ def test_unknown_key_names_the_dotted_key_and_the_file(tmp_path: Path) -> None:
 
 
 def test_wrong_type_names_the_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="smtp.max_message_size"):
+    with pytest.raises(ConfigError, match=r"smtp\.max_message_size"):
         config.load(write(tmp_path, '[smtp]\nmax_message_size = "big"\n'))
 
 

@@ -1,0 +1,1 @@
+"""The SQL case store: schema, engine/sessions, and case operations."""
