@@ -271,6 +271,7 @@ async def _serve(settings: Settings, spool: Spool) -> int:
         watchdog = loop.create_task(_watchdog(interval))
 
     await stop_requested.wait()
+    listener.stop_accepting()
     sd_notify("STOPPING=1")
     log.info("daemon_stopping", signal=signal.Signals(received[0]).name)
     drained = await listener.drain(DRAIN_TIMEOUT)

@@ -18,8 +18,9 @@ import structlog
 from stopitd.config import LogSettings
 
 # Loggers of libraries that put envelope addresses or peer details into INFO lines
-# (aiosmtpd's "mail.log" logs "sender: <address>"): quieter unless we run at debug.
-_CHATTY = ("mail.log", "aiosmtpd", "asyncio")
+# (aiosmtpd's "mail.log" logs "sender: <address>"), or chatter (alembic's schema check):
+# warnings only unless we run at debug.
+_CHATTY = ("mail.log", "aiosmtpd", "asyncio", "alembic")
 
 
 def under_systemd() -> bool:

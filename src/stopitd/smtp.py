@@ -238,14 +238,18 @@ class Listener:
             return []
         return [s.getsockname()[:2] for s in self._server.sockets]
 
+    def stop_accepting(self) -> None:
+        """Close the listening socket; open sessions may finish their current message."""
+        self.sessions.draining = True
+        if self._server is not None:
+            self._server.close()
+
     async def drain(self, timeout: float) -> bool:
         """Stop accepting, let messages in hand (inside DATA) finish, close the rest with 421.
 
         True when no message was still in hand after ``timeout`` seconds.
         """
-        self.sessions.draining = True
-        if self._server is not None:
-            self._server.close()
+        self.stop_accepting()
         try:
             await asyncio.wait_for(self.sessions.idle.wait(), timeout)
             drained = True
