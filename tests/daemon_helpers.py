@@ -81,6 +81,7 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
     extra_config: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -97,6 +98,7 @@ class Daemon:
     def spawn(self) -> subprocess.Popen[bytes]:
         env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "INVOCATION_ID")}
         env["NOTIFY_SOCKET"] = str(self.notify_path)
+        env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [STOPITD, "--config", str(self.config), "serve"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from tests.daemon_helpers import (
     STOPITD,
     Daemon,
     daemon,
+    original_message,
     queued_id,
     report_message,
     running_daemon,
@@ -63,6 +65,65 @@ def test_a_report_is_accepted_and_becomes_a_case(daemon: Daemon) -> None:
     assert len(ready) == 1 and f"127.0.0.1:{daemon.port}" in ready[0]["summary"]
     assert REPORT_ADDRESS in ready[0]["summary"]
     assert [e["spool_id"] for e in daemon.events("report_saved")] == [spool_id]
+
+
+def test_swaks_forward_as_attachment_is_filed(daemon: Daemon, tmp_path: Path) -> None:
+    """The README's command: swaks attaching the offending message as message/rfc822."""
+    swaks = shutil.which("swaks")
+    assert swaks, "swaks is missing: apt-get install swaks (make test and .ci/run do this)"
+    offending = tmp_path / "offending.eml"
+    offending.write_bytes(original_message(31))
+    out = subprocess.run(
+        [
+            swaks,
+            "--to",
+            "STOPIT@example.edu",
+            "--from",
+            "victim@example.edu",
+            "--server",
+            f"127.0.0.1:{daemon.port}",
+            "--attach-type",
+            "message/rfc822",
+            "--attach",
+            f"@{offending}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    queued = [line for line in out.stdout.splitlines() if "250 2.0.0 queued as " in line]
+    assert len(queued) == 1, out.stdout
+    spool_id = queued[0].rsplit(" ", 1)[1]
+    wait_until(lambda: spool_id in daemon.reports(), 60, "the case")
+    raw = daemon.raw_report(spool_id)
+    # swaks sends the attachment base64-encoded: the stored report is what swaks sent
+    part = raw[raw.index(b"Content-Type: message/rfc822") :]
+    body = part[part.index(b"\r\n\r\n") + 4 : part.index(b"\r\n--")]
+    assert base64.b64decode(body) == original_message(31)
+
+
+def test_watchdog_pings_when_systemd_asks(tmp_path: Path, sqlite_url: str) -> None:
+    d = Daemon(tmp_path / "node", sqlite_url, extra_env={"WATCHDOG_USEC": "200000"})
+    try:
+        d.start()
+        d.wait_notify("WATCHDOG=1", 10)
+        d.wait_notify("WATCHDOG=1", 10)
+        assert d.stop() == 0
+    finally:
+        d.close()
+
+
+def test_a_dead_worker_is_restarted_and_nothing_is_lost(daemon: Daemon) -> None:
+    worker_pid = daemon.events("daemon_ready")[0]["worker_pid"]
+    os.kill(worker_pid, signal.SIGKILL)
+    wait_until(lambda: bool(daemon.events("worker_died")), 30, "the daemon to notice")
+    code, reply = send(daemon, report_message(40))  # intake never depended on the worker
+    assert code == 250, reply
+    spool_id = queued_id(reply)
+    wait_until(lambda: spool_id in daemon.reports(), 60, "the case from the new worker")
+    assert len(daemon.events("worker_started")) == 2
 
 
 def test_recipient_policy_and_size(daemon: Daemon) -> None:

@@ -281,3 +281,55 @@ def test_store_down_marker_in_status(spool: Spool) -> None:
     assert "connection refused" in status.store_down_error
     spool.clear_store_down()
     assert spool.status().store_down_since is None
+
+
+def test_spool_cli_status_and_retry(tmp_path: Path) -> None:
+    """`stopitd spool status|retry`, run as an admin runs them."""
+    import json
+    import subprocess
+    import sys
+
+    stopitd = str(Path(sys.executable).parent / "stopitd")
+    cfg = tmp_path / "stopitd.toml"
+    cfg.write_text('[spool]\npath = "spool"\n')
+    spool = Spool(tmp_path / "spool")
+    spool.create()
+    waiting = spool.put(RAW, ENVELOPE)
+    stuck = spool.put(RAW, ENVELOPE)
+    entry = spool.claim(stuck)
+    assert entry is not None
+    spool.fail_attempt(entry, "saving failed: ValueError: a bug\n\ntraceback...", 1)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "COLUMNS": "200"}
+        return subprocess.run(
+            [stopitd, "--config", str(cfg), "spool", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+        )
+
+    shown = run("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert (data["new"], data["cur"], data["failed"]) == (1, 0, 1)
+    assert data["failed_entries"] == [
+        {"id": stuck, "attempts": 1, "reason": "saving failed: ValueError: a bug"}
+    ]
+    assert data["oldest_new"] == "2026-11-25T10:00:00Z"
+    assert data["store"]["down"] is False
+
+    text = run("status")
+    assert text.returncode == 0, text.stderr
+    assert "waiting: 1" in text.stdout and "failed: 1" in text.stdout
+    assert stuck in text.stdout and "ValueError: a bug" in text.stdout
+
+    unknown = run("retry", "01a21272-0000-7000-8000-000000000000")
+    assert unknown.returncode != 0 and "no failed spool entry" in unknown.stderr
+
+    retried = run("retry", stuck)
+    assert retried.returncode == 0, retried.stderr
+    assert f"requeued {stuck}" in retried.stdout
+    assert spool.pending() == sorted([waiting, stuck])
+    assert spool.status().failed == 0

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from stopitd.config import Settings, parse
 from stopitd.spool import Spool
 from stopitd.store import cases, db
 from stopitd.store.schema import Report
-from stopitd.worker import Outcome, Worker, is_store_down
+from stopitd.worker import EventSignals, Outcome, PipeSignals, Worker, is_store_down
 from tests.daemon_helpers import report_message, wait_until
 from tests.pg import PgServer
 
@@ -163,21 +165,34 @@ def test_schema_behind_is_treated_as_store_down(spool: Spool, tmp_path: Path) ->
 
 
 def test_run_loop_is_woken_per_message_and_stops(spool: Spool, sqlite_url: str) -> None:
-    wake, stop = threading.Event(), threading.Event()
+    signals = EventSignals()
     # a long poll interval: only the wake-up can make this test pass in time
     worker = make_worker(spool, sqlite_url, settings=settings(poll_interval=3600.0))
-    thread = threading.Thread(target=worker.run, args=(wake, stop))
+    thread = threading.Thread(target=worker.run, args=(signals,))
     thread.start()
     try:
         for n in range(5):
             spool.put(report_message(20 + n), ENVELOPE)
-            wake.set()
+            signals.wake()
         wait_until(lambda: report_count(sqlite_url) == 5, 60, "five cases")
     finally:
-        stop.set()
-        wake.set()
+        signals.request_stop()
         thread.join(30)
     assert not thread.is_alive()
+
+
+def test_pipe_signals_wake_and_stop_on_eof() -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    signals = PipeSignals(reader)
+    started = time.monotonic()
+    os.write(writer.fileno(), b"w")
+    signals.wait(30, wakeable=True)  # returns at once: a byte is waiting
+    signals.clear_wake()
+    assert not signals.stopping()
+    writer.close()  # the daemon closes its end: stop
+    signals.wait(30, wakeable=False)  # backing off, yet EOF ends the wait
+    assert signals.stopping()
+    assert time.monotonic() - started < 20
 
 
 def test_store_down_classification() -> None:

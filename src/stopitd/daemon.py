@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
 
 import structlog
@@ -79,23 +80,37 @@ class WorkerProcess:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ctx: SpawnContext = multiprocessing.get_context("spawn")
-        self.wake = self.ctx.Event()
-        self.stop_event = self.ctx.Event()
         self.process: SpawnProcess | None = None
+        self._wake_w: Connection | None = None
         self.stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Spawn a worker with a fresh wake pipe (a dead worker's pipe is never reused)."""
+        self._close_pipe()
+        wake_r, wake_w = self.ctx.Pipe(duplex=False)
         self.process = self.ctx.Process(
             target=worker.main,
-            args=(self.settings, self.wake, self.stop_event, os.getpid()),
+            args=(self.settings, wake_r, os.getpid()),
             name="stopitd-worker",
             daemon=False,
         )
         self.process.start()
+        wake_r.close()
+        os.set_blocking(wake_w.fileno(), False)
+        self._wake_w = wake_w
 
     def poke(self, _spool_id: str = "") -> None:
-        self.wake.set()
+        """Wake the worker: never blocks (a full pipe already says "wake up")."""
+        if self._wake_w is None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._wake_w.fileno(), b"w")
+
+    def _close_pipe(self) -> None:
+        if self._wake_w is not None:
+            self._wake_w.close()  # EOF: the worker stops after its current entry
+            self._wake_w = None
 
     def supervise(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._supervise())
@@ -134,8 +149,7 @@ class WorkerProcess:
     async def stop(self, timeout: float) -> int | None:
         """Ask the worker to stop after its current entry; kill it after ``timeout``."""
         self.stopping = True
-        self.stop_event.set()
-        self.wake.set()
+        self._close_pipe()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -196,6 +210,9 @@ def run(settings: Settings) -> int:
         return 2
     except StopitdError as e:
         log.error("startup_failed", error=str(e))
+        return 1
+    except Exception as e:  # e.g. a database URL SQLAlchemy cannot use
+        log.error("startup_failed", error=f"{type(e).__name__}: {e}")
         return 1
     spool = Spool(settings.spool.path)
     try:

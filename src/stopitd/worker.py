@@ -8,10 +8,13 @@ interpreter from the event loop and stretch every DATA -> 250 under load. With t
 and two processes the listener keeps its own interpreter (issue 9: intake must stay near
 the bare fsync floor while the worker is busy).
 
-The listener wakes the worker after each spooled message through a ``multiprocessing``
-Event; ``worker.poll_interval`` is the fallback (entries put back by ``stopitd spool
-retry``, or a lost wake-up). The spool is the only channel between the two: nothing is
-handed over in memory, so a crash of either loses nothing.
+The listener wakes the worker after each spooled message by writing a byte into a pipe
+(non-blocking: a full pipe already means "wake up"); ``worker.poll_interval`` is the
+fallback (entries put back by ``stopitd spool retry``). Closing the pipe asks the worker to
+stop after its current entry. A pipe rather than a ``multiprocessing.Event``: an Event is
+a shared lock, and a worker killed while holding it would block the listener's next
+``set()`` forever. The spool is the only channel for data: nothing is handed over in
+memory, so a crash of either process loses nothing.
 
 Failure classes: a store that is down (``OperationalError``, ``InterfaceError``, or a
 ``DBAPIError`` whose connection was invalidated; or a schema that is behind) keeps the
@@ -27,13 +30,16 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import select
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 import structlog
@@ -58,11 +64,89 @@ class Outcome(StrEnum):
     FAILED = "failed"  # moved to failed/
 
 
-class EventLike(Protocol):
-    def is_set(self) -> bool: ...
-    def set(self) -> None: ...
-    def clear(self) -> None: ...
-    def wait(self, timeout: float | None = None) -> bool: ...
+class Signals(Protocol):
+    """How the worker loop is woken and told to stop."""
+
+    def stopping(self) -> bool: ...
+    def clear_wake(self) -> None: ...
+    def wait(self, timeout: float, *, wakeable: bool) -> None: ...
+
+
+class EventSignals:
+    """In-process signals (threads): ``wake``/``request_stop`` from another thread."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def clear_wake(self) -> None:
+        self._wake.clear()
+
+    def wait(self, timeout: float, *, wakeable: bool) -> None:
+        (self._wake if wakeable else self._stop).wait(timeout)
+
+
+class PipeSignals:
+    """The worker process's side: the daemon's wake pipe, plus SIGTERM/SIGINT.
+
+    A byte on the pipe wakes the loop; EOF (the daemon closed its end, or died) and the
+    first SIGTERM/SIGINT ask it to stop after the current entry; a second signal exits now.
+    """
+
+    def __init__(self, wake: Connection) -> None:
+        self._conn = wake  # keeps the descriptor open
+        self._wake_fd = wake.fileno()
+        os.set_blocking(self._wake_fd, False)
+        self._self_r, self._self_w = os.pipe()
+        os.set_blocking(self._self_r, False)
+        os.set_blocking(self._self_w, False)
+        self._stop = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self._stop:
+            os._exit(128 + signum)
+        self._stop = True
+        with contextlib.suppress(OSError):
+            os.write(self._self_w, b"s")
+
+    def stopping(self) -> bool:
+        return self._stop
+
+    def clear_wake(self) -> None:
+        while True:
+            try:
+                data = os.read(self._wake_fd, 4096)
+            except BlockingIOError:
+                return
+            if not data:  # EOF: the daemon wants us to stop (or is gone)
+                self._stop = True
+                return
+
+    def wait(self, timeout: float, *, wakeable: bool) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._stop:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select([self._self_r, self._wake_fd], [], [], left)
+            if self._wake_fd in ready:
+                if wakeable:
+                    return  # the bytes are drained by clear_wake at the loop's top
+                self.clear_wake()  # backing off: only EOF (stop) may end the wait
 
 
 SaveReport = Callable[..., int]
@@ -198,20 +282,23 @@ class Worker:
 
     # --- the loop ----------------------------------------------------------------------------
 
-    def run(self, wake: EventLike, stop: EventLike) -> None:
+    def run(self, signals: Signals) -> None:
         poll = self.settings.worker.poll_interval
-        while not stop.is_set():
-            wake.clear()  # before listing: a put after the listing sets it again
+        while not signals.stopping():
+            signals.clear_wake()  # before listing: a put after the listing wakes us again
+            if signals.stopping():
+                return
             names = self.spool.pending()
             if not names:
-                wake.wait(poll)
+                signals.wait(poll, wakeable=True)
                 continue
             for name in names:
-                if stop.is_set():
+                if signals.stopping():
                     return
                 if self.process(name) is Outcome.STORE_DOWN:
                     assert self.outage is not None
-                    stop.wait(self.outage.delay)  # not woken by new mail: that is the point
+                    # not woken by new mail while backing off: that is the point
+                    signals.wait(self.outage.delay, wakeable=False)
                     break
 
 
@@ -229,22 +316,11 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _install_signals(stop: EventLike) -> None:
-    """First SIGTERM/SIGINT: finish the entry in hand, then exit. Second: exit now."""
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-
-
-def main(settings: Settings, wake: EventLike, stop: EventLike, parent_pid: int) -> None:
+def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
     """Entry point of the worker process (spawned by the daemon)."""
     _die_with_parent(parent_pid)
-    _install_signals(stop)
+    signals = PipeSignals(wake)
+    signals.install()
     logs.setup(settings.log, process="worker")
     from stopitd.store import cases, db  # the store is only needed in this process
 
@@ -263,7 +339,7 @@ def main(settings: Settings, wake: EventLike, stop: EventLike, parent_pid: int) 
                 check_schema=lambda: db.check_current(engine),
             )
             log.info("worker_started", pid=os.getpid())
-            worker.run(wake, stop)
+            worker.run(signals)
         finally:
             engine.dispose()
     log.info("worker_stopped", pid=os.getpid())
