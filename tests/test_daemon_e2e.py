@@ -48,7 +48,12 @@ def cases_json(d: Daemon) -> list[dict[str, object]]:
     return rows
 
 
-def test_a_report_is_accepted_and_becomes_a_case(daemon: Daemon) -> None:
+def test_a_report_is_accepted_and_becomes_a_case(tmp_path: Path, store_url: str) -> None:
+    with running_daemon(tmp_path / "node", store_url) as d:
+        _report_becomes_a_case(d)
+
+
+def _report_becomes_a_case(daemon: Daemon) -> None:
     message = report_message(1)
     code, reply = send(daemon, message)
     assert code == 250, reply
@@ -324,9 +329,9 @@ def _burst_then_kill(d: Daemon, total: int, kill_after: int) -> tuple[dict[str, 
 
 
 def test_sigkill_mid_burst_then_restart_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, store_url: str
 ) -> None:
-    with running_daemon(tmp_path / "node", sqlite_url) as d:
+    with running_daemon(tmp_path / "node", store_url) as d:
         worker_pid = d.events("daemon_ready")[0]["worker_pid"]
         acked, sent = _burst_then_kill(d, total=200, kill_after=80)
         assert len(acked) >= 80

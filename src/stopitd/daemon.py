@@ -296,7 +296,13 @@ async def _serve(settings: Settings, spool: Spool) -> int:
     executor.shutdown(wait=True)
     if watchdog is not None:
         watchdog.cancel()
-    log.info("daemon_stopped", drained=drained, worker_exitcode=exitcode)
+    log.info(
+        "daemon_stopped",
+        drained=drained,
+        worker_exitcode=exitcode,
+        messages_spooled=spool.puts,
+        dir_fsyncs=spool.dir_fsyncs,
+    )
     return 0
 
 
