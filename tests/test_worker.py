@@ -148,6 +148,28 @@ def test_a_bug_counts_attempts_then_fails_with_a_reason(spool: Spool, sqlite_url
     assert report_count(sqlite_url) == 1
 
 
+def test_a_database_error_never_logs_the_report(spool: Spool, sqlite_url: str) -> None:
+    """SQLAlchemy's error text carries the SQL parameters: none of it reaches the log."""
+    from sqlalchemy import text
+
+    def save_with_bad_sql(session: Any, **kw: Any) -> int:
+        session.execute(  # violates NOT NULL on the other columns: IntegrityError
+            text("INSERT INTO reports (spool_id, raw) VALUES (:reporter, :raw)"),
+            {"reporter": kw["envelope"].mail_from, "raw": kw["raw"]},
+        )
+        return 0
+
+    spool.put(report_message(6), ENVELOPE)
+    worker = make_worker(spool, sqlite_url, save_report=save_with_bad_sql)
+    worker.schema_ok = True
+    with capture_logs() as logs:
+        worker.process(spool.pending()[0])
+    assert [e["event"] for e in logs] == ["entry_attempt_failed"]
+    assert logs[0]["error"].startswith("saving failed: IntegrityError: NOT NULL")
+    assert "victim@example.edu" not in repr(logs) and "you again" not in repr(logs)
+    assert spool.pending()[0].endswith(".1")  # one attempt counted
+
+
 def test_unreadable_entry_is_quarantined_at_once(spool: Spool, sqlite_url: str) -> None:
     spool_id = spool.put(report_message(4), ENVELOPE)
     (spool.new / spool_id).write_bytes(b"garbage without an envelope line")

@@ -186,7 +186,7 @@ def _check_store(settings: Settings) -> None:
             raise
         log.warning(
             "store_unavailable_at_start",
-            error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+            error=worker.describe(e),
             note="accepting reports; they become cases once the store is back",
         )
     finally:

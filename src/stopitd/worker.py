@@ -6,7 +6,8 @@ process* (multiprocessing, spawn context). Analysis is CPU-bound pure Python and
 holds the GIL for much of a save; in the listener's process either would steal the
 interpreter from the event loop and stretch every DATA -> 250 under load. With two cores
 and two processes the listener keeps its own interpreter (issue 9: intake must stay near
-the bare fsync floor while the worker is busy).
+the bare fsync floor while the worker is busy), and the worker runs niced (``WORKER_NICE``)
+so that when the cores are contended, taking mail in wins over filing it.
 
 The listener wakes the worker after each spooled message by writing a byte into a pipe
 (non-blocking: a full pipe already means "wake up"); ``worker.poll_interval`` is the
@@ -54,6 +55,10 @@ from stopitd.errors import SchemaBehindError, SpoolError
 from stopitd.spool import WORKER_LOCK, Entry, Spool
 
 log = structlog.get_logger("stopitd.worker")
+
+# The worker runs at a lower CPU priority than the listener: during a flood the two cores
+# go to taking mail in first (the spool absorbs the backlog), filing it second.
+WORKER_NICE = 10
 
 
 class Outcome(StrEnum):
@@ -161,6 +166,17 @@ def is_store_down(error: BaseException) -> bool:
     return isinstance(error, sa_exc.DBAPIError) and bool(error.connection_invalidated)
 
 
+def describe(error: BaseException, limit: int = 300) -> str:
+    """One short line about an error, safe to log: SQLAlchemy's own text carries the SQL
+    parameters (reporter addresses, raw message bytes), so only the driver's message."""
+    inner: BaseException = error
+    if isinstance(error, sa_exc.StatementError) and error.orig is not None:
+        inner = error.orig
+    lines = str(inner).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def analyse(raw: bytes, envelope: Envelope, settings: Settings) -> Analysis:
     """The whole analysis of one report: analyze (pure), verify (DNS, if on), conclude."""
     policy = settings.policy()
@@ -241,15 +257,16 @@ class Worker:
         return Outcome.SAVED
 
     def _failed(self, entry: Entry, what: str, error: Exception) -> Outcome:
-        trace = "".join(traceback.format_exception(error))
-        reason = f"{what}: {type(error).__name__}: {error}\n\n{trace}"
+        summary = f"{what}: {describe(error)}"
+        trace = "".join(traceback.format_tb(error.__traceback__))
+        reason = f"{summary}\n\nTraceback (most recent call last):\n{trace}"
         moved = self.spool.fail_attempt(entry, reason, self.settings.worker.max_attempts)
         log.error(
             "entry_failed" if moved else "entry_attempt_failed",
             spool_id=entry.id,
             attempt=entry.attempts + 1,
             max_attempts=self.settings.worker.max_attempts,
-            error=f"{what}: {type(error).__name__}: {error}",
+            error=summary,
         )
         return Outcome.FAILED if moved else Outcome.RETRY
 
@@ -257,7 +274,7 @@ class Worker:
 
     def _store_down(self, error: Exception) -> None:
         self.schema_ok = False  # check again once it is back (it may have been restored)
-        text = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        text = describe(error)
         if self.outage is None:
             initial = self.settings.worker.backoff_initial
             self.outage = Outage(time.monotonic(), datetime.now(UTC), initial)
@@ -319,6 +336,8 @@ def _die_with_parent(parent_pid: int) -> None:
 def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
     """Entry point of the worker process (spawned by the daemon)."""
     _die_with_parent(parent_pid)
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
     signals = PipeSignals(wake)
     signals.install()
     logs.setup(settings.log, process="worker")
