@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from tests.daemon_helpers import (
     report_message,
     running_daemon,
     send,
+    small_tmpfs,
     wait_until,
 )
 from tests.pg import PgServer
@@ -184,6 +186,67 @@ def test_unwritable_spool_answers_451_and_leaves_nothing(daemon: Daemon) -> None
 def unstuff(data: bytes) -> bytes:
     lines = data.split(b"\r\n")
     return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+
+
+def test_full_disk_answers_4xx_then_resumes_when_space_returns(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The spool on a small real filesystem: 452 while it is full, nothing half-written,
+    250 again once space returns, and exactly one case per 250."""
+    node = tmp_path / "node"
+    with small_tmpfs(node / "spool", "1m") as mount, running_daemon(node, sqlite_url) as d:
+        code, reply = send(d, report_message(200))
+        assert code == 250, reply
+        acked = [queued_id(reply)]
+        ballast = mount / "ballast"
+        with contextlib.suppress(OSError), ballast.open("wb", buffering=0) as fh:
+            while True:  # fill the filesystem to the last block
+                fh.write(b"\0" * 4096)
+        code, reply = send(d, report_message(201))
+        assert (code, reply[:5]) == (452, "4.3.1"), reply
+        assert os.listdir(d.spool.tmp) == []  # the partial file is gone
+        assert len(daemon_events_errno(d)) == 1
+        ballast.unlink()  # space returns: intake resumes by itself
+        code, reply = send(d, report_message(202))
+        assert code == 250, reply
+        acked.append(queued_id(reply))
+        d.wait_drained()
+        wait_until(lambda: set(acked) <= set(d.reports()), 60, "the cases")
+        assert set(d.reports()) == set(acked)
+        assert d.proc is not None and d.proc.poll() is None  # it never died
+
+
+def daemon_events_errno(d: Daemon) -> list[int]:
+    return [e["errno"] for e in d.events("spool_write_failed") if e["errno"] == 28]
+
+
+def test_info_logs_never_carry_addresses_subjects_or_bodies(daemon: Daemon) -> None:
+    secrets = []
+    for n in range(3):
+        reporter = f"reporter{n}@victims.example"
+        code, reply = send_from(daemon, reporter, report_message(60 + n, reporter=reporter))
+        assert code == 250, reply
+        secrets += [reporter, f"you again ({60 + n})", f"troll{60 + n}", "Please make this stop"]
+    code, _ = send(daemon, report_message(70), rcpt="someone-else@example.org")
+    assert code == 550
+    secrets.append("someone-else@example.org")
+    daemon.wait_drained()
+    wait_until(lambda: len(daemon.events("report_saved")) == 3, 60, "three cases")
+    assert daemon.stop() == 0
+    log = daemon.log_text().lower()
+    for secret in secrets:
+        assert secret.lower() not in log, secret
+
+
+def send_from(daemon: Daemon, mail_from: str, message: bytes) -> tuple[int, str]:
+    client = daemon.smtp()
+    try:
+        client.mail(mail_from)
+        client.rcpt(REPORT_ADDRESS)
+        code, reply = client.data(message)
+        return code, reply.decode()
+    finally:
+        client.quit()
 
 
 def test_smtp_smuggling_does_not_split_a_message(daemon: Daemon) -> None:
