@@ -327,6 +327,33 @@ def test_second_signal_exits_at_once(daemon: Daemon) -> None:
     client.close()
 
 
+def test_a_second_daemon_on_the_same_spool_or_port_refuses(daemon: Daemon) -> None:
+    same_spool = Daemon(daemon.root / "second", daemon.url)
+    try:
+        same_spool.config.write_text(
+            daemon.config.read_text()
+            .replace(str(daemon.port), str(same_spool.port))
+            .replace('path = "spool"', f'path = "{daemon.spool.root}"')
+        )
+        proc = same_spool.spawn()
+        assert proc.wait(60) == 1
+        assert "in use by another stopitd" in same_spool.events("startup_failed")[0]["error"]
+    finally:
+        same_spool.close()
+    same_port = Daemon(daemon.root / "third", daemon.url)
+    try:
+        same_port.config.write_text(
+            same_port.config.read_text().replace(str(same_port.port), str(daemon.port))
+        )
+        proc = same_port.spawn()
+        assert proc.wait(60) == 1
+        assert same_port.events("listen_failed")
+    finally:
+        same_port.close()
+    code, reply = send(daemon, report_message(80))  # the first one is unaffected
+    assert code == 250, reply
+
+
 def test_schema_behind_refuses_to_start(tmp_path: Path) -> None:
     empty = tmp_path / "never-migrated.db"
     d = Daemon(tmp_path / "node", f"sqlite:///{empty}")
