@@ -164,6 +164,20 @@ def test_recipient_policy_and_size(daemon: Daemon) -> None:
     assert daemon.reports() == {}
 
 
+def test_null_sender_report_is_accepted(daemon: Daemon) -> None:
+    """ISP feedback loops send from the null reverse-path."""
+    client = daemon.smtp()
+    try:
+        assert client.mail("")[0] == 250  # MAIL FROM:<>
+        assert client.rcpt(REPORT_ADDRESS)[0] == 250
+        code, reply = client.data(report_message(90))
+    finally:
+        client.quit()
+    assert code == 250, reply
+    spool_id = queued_id(reply.decode())
+    wait_until(lambda: spool_id in daemon.reports(), 60, "the case")
+
+
 def test_unwritable_spool_answers_451_and_leaves_nothing(daemon: Daemon) -> None:
     tmp = daemon.spool.tmp
     shutil.rmtree(tmp)

@@ -84,6 +84,16 @@ def test_data_spools_the_exact_bytes_and_envelope_before_250(spool: Spool) -> No
     assert env.received_at is not None
 
 
+def test_null_sender_is_accepted_as_empty(spool: Spool) -> None:
+    """Feedback loops and bounces come from MAIL FROM:<>."""
+    env = envelope(report_message(10))
+    env.mail_from = "<>"
+    reply = asyncio.run(handler(spool).handle_DATA(None, session(), env))  # type: ignore[arg-type]
+    spool_id = reply.rsplit(" ", 1)[1]
+    stored, _ = decode_entry((spool.new / spool_id).read_bytes())
+    assert stored.mail_from == ""
+
+
 def test_spool_failure_is_451_and_leaves_nothing(spool: Spool) -> None:
     shutil.rmtree(spool.tmp)
     spool.tmp.write_text("not a folder")

@@ -81,7 +81,7 @@ class Handler:
             log.error("message_without_content")
             return TRY_LATER
         report_envelope = Envelope(
-            mail_from=envelope.mail_from or "",
+            mail_from=_reverse_path(envelope.mail_from),
             rcpt_tos=tuple(envelope.rcpt_tos),
             peer=_peer_ip(session),
             helo=session.host_name or "",
@@ -120,6 +120,12 @@ class Handler:
         """aiosmtpd calls this for any exception in a command: never a 5xx, never a trace."""
         log.error("smtp_command_failed", error=f"{type(error).__name__}: {error}")
         return TRY_LATER
+
+
+def _reverse_path(mail_from: str | None) -> str:
+    """MAIL FROM as an address; the null sender (bounces, feedback loops) is ""."""
+    value = (mail_from or "").strip()
+    return "" if value == "<>" else value
 
 
 def _peer_ip(session: Session) -> str:
