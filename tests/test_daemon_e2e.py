@@ -112,11 +112,21 @@ def test_swaks_forward_as_attachment_is_filed(daemon: Daemon, tmp_path: Path) ->
 
 
 def test_watchdog_pings_when_systemd_asks(tmp_path: Path, sqlite_url: str) -> None:
-    d = Daemon(tmp_path / "node", sqlite_url, extra_env={"WATCHDOG_USEC": "200000"})
+    d = Daemon(
+        tmp_path / "node",
+        sqlite_url,
+        extra_env={"WATCHDOG_USEC": "200000"},
+        extra_config={"log": 'format = "json"\nlevel = "debug"\n'},
+    )
     try:
         d.start()
         d.wait_notify("WATCHDOG=1", 10)
         d.wait_notify("WATCHDOG=1", 10)
+        # nobody reads the notify socket from here on: its queue fills up, and the daemon
+        # must neither block on it nor fail to stop
+        wait_until(lambda: bool(d.events("sd_notify_dropped")), 30, "a full notify queue")
+        code, reply = send(d, report_message(95))
+        assert code == 250, reply
         assert d.stop() == 0
     finally:
         d.close()

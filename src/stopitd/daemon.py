@@ -52,8 +52,13 @@ def sd_notify(state: str) -> bool:
         address = "\0" + address[1:]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # never block the event loop on a receiver that does not read (a full queue)
+            sock.setblocking(False)
             sock.connect(address)
-            sock.sendall(state.encode("utf-8"))
+            sock.send(state.encode("utf-8"))
+    except BlockingIOError:
+        log.debug("sd_notify_dropped", state=state.split("\n", 1)[0])
+        return False
     except OSError as e:
         log.warning("sd_notify_failed", error=str(e))
         return False
