@@ -5,11 +5,14 @@ the bare aiosmtpd floor, the durable (fsync) floor, and the real `stopitd serve`
 running, migrated SQLite store, DNS off). The load is postfix's smtp-source sending an
 8 KB report shaped like the fixtures (a forward with the original attached): a burst over
 50 sessions, then a run over 1 session; then bench.smtpclient times DATA-end -> 250 over
-50 sessions for the p99. For stopitd a sampler records the backlog (spool new/ + cur/) and
+50 sessions: paced at --latency-rate (an open loop: the p99 target) and saturated (a
+closed loop, where latency is mostly queueing: sessions / throughput). Each server first
+gets 50 untimed warm-up messages. For stopitd a sampler records the backlog (spool new/ + cur/) and
 the reports stored while the burst arrives and drains: the drain is the time from the
 burst's first message until every accepted message is a row in `reports`.
 
     python -m bench.intake [--messages 2000] [--single 500] [--sessions 50] [--size 8192]
+                           [--latency 1000] [--latency-rate 100]
 """
 
 from __future__ import annotations

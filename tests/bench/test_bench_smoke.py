@@ -112,7 +112,7 @@ def test_growth_runs_every_case_and_the_curve() -> None:
 
 
 def test_memory_measures_the_listener() -> None:
-    out = run_bench("bench.memory", "--clients", "3", "--max-size", "1048576")
+    out = run_bench("bench.memory", "--clients", "3", "--max-size", "1048576", "--with-floor")
     assert number(value(row(out, "peak RSS, listener process: floor-durable"))) > 0
     stopitd = value(row(out, "peak RSS, listener process: stopitd"))
     if serve_available():
