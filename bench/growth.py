@@ -19,7 +19,7 @@ import argparse
 import base64
 import itertools
 import json
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -27,7 +27,17 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from bench.common import ROOT, BenchError, Row, fmt, print_table, progress, rows_json, verdict
+from bench.common import (
+    ROOT,
+    BenchError,
+    Row,
+    fmt,
+    print_table,
+    proc_status_kb,
+    progress,
+    rows_json,
+    verdict,
+)
 from bench.common import write_json as write_out
 
 SECONDS_TARGET = 10.0  # "finishes analyze in seconds"
@@ -152,7 +162,8 @@ def one(case: str, size: int, raise_limits: bool) -> dict[str, Any]:
         "hops": sum(len(o.hops) for o in result.originals),
         "findings": dict(codes),
         "json_bytes": len(text),
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # VmHWM, not ru_maxrss: the latter survives exec, so it would show the parent's peak
+        "maxrss_mb": (proc_status_kb(os.getpid(), "VmHWM") or 0) / 1024,
     }
 
 
@@ -204,7 +215,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
                 )
             )
             continue
-        note = f"{r['hops']} hops, {r['originals']} originals, RSS {fmt(r['maxrss_mb'])} MB"
+        note = (
+            f"{r['hops']} hops, {r['originals']} originals, peak RSS {fmt(r['maxrss_mb'])} MB; "
+            f"then JSON {fmt(r['json_s'], 3)} s"
+        )
         limits = [c for c in r["findings"] if "limit" in c or "depth" in c or "too" in c]
         if limits:
             note += "; findings: " + ", ".join(sorted(limits))
