@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 
 _FOLD = re.compile(r"\r?\n[ \t]")
@@ -17,10 +17,11 @@ class HeaderField:
     name: str  # as written
     raw: bytes  # the whole field, name to end of its last line, line ends included
     value: str  # unfolded value (text after the colon), undecoded, stripped
+    # The lower-case name, computed once: every lookup compares it.
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return self.name.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name.lower())
 
     @property
     def decoded(self) -> str:
@@ -97,15 +98,12 @@ def parse_block(
     def flush() -> None:
         if not current:
             return
-        raw = b"".join(current)
+        raw = current[0] if len(current) == 1 else b"".join(current)
         name, _, value = raw.partition(b":")
-        fields.append(
-            HeaderField(
-                name=_text(name).strip(),
-                raw=raw,
-                value=_FOLD.sub(" ", _text(value)).strip(),
-            )
-        )
+        text = _text(value)
+        if len(current) > 1:  # a single line has no fold to undo
+            text = _FOLD.sub(" ", text)
+        fields.append(HeaderField(name=_text(name).strip(), raw=raw, value=text.strip()))
 
     for n, line in enumerate(block.splitlines(keepends=True)):
         if line[:1] in (b" ", b"\t"):

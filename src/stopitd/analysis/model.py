@@ -13,7 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stopitd.analysis.headers import HeaderField
 
 SCHEMA_VERSION = 1
 ANALYZER_VERSION = "0.1.0"
@@ -309,6 +312,12 @@ class Original:
     found_in: int | None = None  # index of the original this one was forwarded inside
     filename: str = ""  # the attachment's file name (.eml/.msg), when it had one
     feedback: tuple[tuple[str, str], ...] = ()  # ARF message/feedback-report fields, in order
+    # The header fields of ``raw`` as the finder already parsed them, so the analysis does
+    # not parse them again; None when they must be read from ``raw``. Not part of the
+    # value: never compared, shown or serialised, and dropped once the analysis ran.
+    header_fields: tuple[HeaderField, ...] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +346,7 @@ class Analysis:
 # Python attribute names that are keywords or clash, and their JSON keys.
 _RENAMED = {"from_": "from", "with_": "with", "for_": "for"}
 # Attributes that never go into the JSON (bytes live in the store beside it).
-_OMITTED = {"raw"}
+_OMITTED = {"raw", "header_fields"}
 _KEEP_RAW_TEXT = {Hop}  # a hop's raw text is evidence staff must see
 # Attributes whose keys are merged into the parent object.
 _FLATTENED = {"fields"}
@@ -359,7 +368,7 @@ def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
         plan = tuple(
             (f.name, _RENAMED.get(f.name, f.name), f.name in _FLATTENED)
             for f in fields(cls)
-            if f.name not in _OMITTED or cls in _KEEP_RAW_TEXT
+            if f.name not in _OMITTED or (cls in _KEEP_RAW_TEXT and f.name == "raw")
         )
         _PLANS[cls] = plan
     return plan

@@ -7,7 +7,7 @@ import re
 
 from stopitd.analysis.fields import key_fields
 from stopitd.analysis.headers import HeaderField, get, get_all
-from stopitd.analysis.model import Attachment, Finding, ReportInfo
+from stopitd.analysis.model import Attachment, Finding, KeyFields, ReportInfo
 
 _ID = re.compile(r"<([^<>\s]+)>")
 
@@ -38,9 +38,11 @@ def report_info(
     raw: bytes,
     findings: list[Finding],
     attachments: list[Attachment],
+    key: KeyFields | None = None,
 ) -> ReportInfo:
+    """The report's facts; ``key`` when its key fields were already read from ``fields``."""
     return ReportInfo(
-        fields=key_fields(fields),
+        fields=key if key is not None else key_fields(fields),
         findings=tuple(findings),
         attachments=tuple(attachments),
         auto_submitted=auto_submitted(fields),
