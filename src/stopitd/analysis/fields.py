@@ -10,12 +10,16 @@ from functools import lru_cache
 from stopitd.analysis.headers import HeaderField, decode_words, get
 from stopitd.analysis.model import Address, KeyFields
 
+# Values that repeat (a flood's From, a campaign's Date) are read once; long ones are not
+# kept, so the caches stay small.
+_CACHED_VALUE_MAX = 1024
+
 
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date as UTC, or None when it cannot be read."""
     if not value:
         return None
-    return _parse_date(value)
+    return _parse_date(value) if len(value) <= _CACHED_VALUE_MAX else _parse_date.__wrapped__(value)
 
 
 @lru_cache(maxsize=1024)
@@ -55,7 +59,9 @@ def _simple_address(value: str) -> tuple[str, str] | None:
 def parse_addresses(value: str | None) -> tuple[Address, ...]:
     if not value:
         return ()
-    return _parse_addresses(value)
+    if len(value) <= _CACHED_VALUE_MAX:
+        return _parse_addresses(value)
+    return _parse_addresses.__wrapped__(value)
 
 
 @lru_cache(maxsize=1024)

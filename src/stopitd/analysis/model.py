@@ -9,7 +9,7 @@ beside it, never inside it).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -374,8 +374,8 @@ def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
     return plan
 
 
-def to_jsonable(value: Any) -> Any:
-    """Turn a model value into plain JSON types (dict keys as the contract names them)."""
+def _generic(value: Any) -> Any:
+    """The reference conversion, for values whose exact type has no converter yet."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
@@ -387,15 +387,58 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for name, key, flattened in _plan(type(value)):
-            item = to_jsonable(getattr(value, name))
-            if flattened:
-                out.update(item)  # key fields sit directly on the report/original object
-            else:
-                out[key] = item
-        return out
+        return _dataclass(value)
     return value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _sequence(value: Any) -> list[Any]:
+    return [to_jsonable(v) for v in value]
+
+
+def _enum(value: Any) -> Any:
+    return value.value
+
+
+def _dataclass(value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, key, flattened in _plan(type(value)):
+        item = getattr(value, name)
+        if type(item) is not str:  # most leaves are plain text: no call for them
+            item = to_jsonable(item)
+        if flattened:
+            out.update(item)  # key fields sit directly on the report/original object
+        else:
+            out[key] = item
+    return out
+
+
+def _converter(cls: type) -> Callable[[Any], Any]:
+    """How to convert every value of exactly this type (what ``_generic`` would do)."""
+    if cls in (type(None), bool, int, float, str):
+        return _same
+    if issubclass(cls, StrEnum):
+        return _enum
+    if cls in (tuple, list):
+        return _sequence
+    if is_dataclass(cls):
+        return _dataclass
+    return _generic
+
+
+# Per exact type: its converter; built on first sight, so each value costs one lookup.
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn a model value into plain JSON types (dict keys as the contract names them)."""
+    convert = _CONVERTERS.get(type(value))
+    if convert is None:
+        convert = _CONVERTERS[type(value)] = _converter(type(value))
+    return convert(value)
 
 
 def analysis_to_json(analysis: Analysis) -> dict[str, Any]:
