@@ -115,8 +115,15 @@ def _with_library(value: str) -> ParsedHeader | None:
     return ParsedHeader(str(header.authserv_id or "").lower(), tuple(results))
 
 
+# authres rewrites the rest of the text for every token it reads (quadratic time): longer
+# values (no real stamp comes near) are read by our tokenizer alone.
+_LIBRARY_VALUE_MAX = 8192
+
+
 def _results_header(value: str, *, arc: bool) -> ParsedHeader:
     ours = parse_results_header(value, arc=arc)  # raises ResinfoError
+    if len(value) > _LIBRARY_VALUE_MAX:
+        return ours
     body = value.split(";", 1)[1] if arc else value
     theirs = _with_library(body)
     if theirs is None or len(theirs.results) != len(ours.results):
