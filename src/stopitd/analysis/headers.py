@@ -91,40 +91,46 @@ def parse_block(
         block = block[: cut + 1] if cut >= 0 else block[:max_length]
         truncated_length = True
     fields: list[HeaderField] = []
-    current: list[bytes] = []
+    current: list[bytes] = []  # the lines of the field being read
+    colon = 0  # where its name ends (the name matched ``_NAME``: ASCII, colon after it)
     junk = 0
     truncated = False
-
-    def flush() -> None:
-        if not current:
-            return
-        raw = current[0] if len(current) == 1 else b"".join(current)
-        name, _, value = raw.partition(b":")
-        text = _text(value)
-        if len(current) > 1:  # a single line has no fold to undo
-            text = _FOLD.sub(" ", text)
-        fields.append(HeaderField(name=_text(name).strip(), raw=raw, value=text.strip()))
+    append = fields.append
+    match = _NAME.match
 
     for n, line in enumerate(block.splitlines(keepends=True)):
-        if line[:1] in (b" ", b"\t"):
+        first = line[:1]
+        if first == b" " or first == b"\t":
             if current:
                 current.append(line)
             elif line.strip():
                 junk += 1
             continue
-        if _NAME.match(line):
-            flush()
+        m = match(line)
+        if current:  # flush: the field read so far is complete
+            if len(current) == 1:  # a single line has no fold to undo
+                raw = current[0]
+                value = _text(raw[colon + 1 :]).strip()
+            else:
+                raw = b"".join(current)
+                value = _FOLD.sub(" ", _text(raw[colon + 1 :])).strip()
+            append(HeaderField(raw[:colon].decode("ascii").strip(), raw, value))
             current = []
+        if m is not None:
             if max_fields is not None and len(fields) >= max_fields:
                 truncated = True
                 break
             current = [line]
+            colon = m.end() - 1
             continue
-        flush()
-        current = []
         if not (n == 0 and line.startswith(b"From ")) and line.strip():
             junk += 1
-    flush()
+    if current:
+        raw = b"".join(current)
+        value = _text(raw[colon + 1 :])
+        if len(current) > 1:
+            value = _FOLD.sub(" ", value)
+        append(HeaderField(raw[:colon].decode("ascii").strip(), raw, value.strip()))
     return HeaderBlock(fields, junk, truncated, truncated_length)
 
 
