@@ -272,15 +272,15 @@ def _why_untrusted(
 
 def recorded_ips(recorded: tuple[RecordedAuth, ...]) -> tuple[str, ...]:
     """Client IPs the kept stamps record, normalised, in order, once each."""
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered, and linear however many stamps there are
     for rec in recorded:
         candidates = [v for k, v in rec.properties if k.lower() in _IP_PROPERTIES]
         for pattern in _COMMENT_IPS:
             candidates += pattern.findall(rec.comment)
         for c in candidates:
             ip = normalise_ip(c)
-            if ip and ip not in out:
-                out.append(ip)
+            if ip:
+                out.setdefault(ip)
     return tuple(out)
 
 

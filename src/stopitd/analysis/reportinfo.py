@@ -14,13 +14,13 @@ _ID = re.compile(r"<([^<>\s]+)>")
 
 def in_reply_to(fields: list[HeaderField]) -> tuple[str, ...]:
     """Ids from In-Reply-To then References, without <>, each once, in order."""
-    ids: list[str] = []
+    ids: dict[str, None] = {}  # ordered, and linear however long References is
     for name in ("in-reply-to", "references"):
         for f in get_all(fields, name):
             for found in _ID.findall(f.value) or f.value.split():
                 found = found.strip("<>")
-                if found and found not in ids:
-                    ids.append(found)
+                if found:
+                    ids.setdefault(found)
     return tuple(ids)
 
 
