@@ -30,7 +30,8 @@ def upgrade() -> None:
         batch.drop_index("ix_cases_status")
         batch.drop_index("ix_cases_office")
         batch.drop_index("ix_cases_assignee")
-    with op.batch_alter_table("cases") as batch:
+    # every later rebuild of `cases` on SQLite must repeat table_kwargs (not reflected)
+    with op.batch_alter_table("cases", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.alter_column("from_address", server_default=None)
         batch.create_index("ix_cases_closed_at", ["closed_at"])
         batch.create_index("ix_cases_status_created", ["status", "created_at"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from stopitd.store import db
 from stopitd.store.cases import CaseFilter, list_cases, record_sent_message, show_case
 from tests.store.reports import reply, report, save
@@ -125,3 +127,17 @@ def test_cases_sharing_a_public_relay_ip_are_related_and_filterable(store_url: s
     assert [r["id"] for r in _list(store_url, ip="2a02:418::/32")] == [c]
     assert [r["id"] for r in _list(store_url, domain="b.example")] == [b]
     assert [r["id"] for r in _list(store_url, text="X3@C")] == [c]
+
+
+def test_ip_and_domain_filters_walk_newest_cases_when_the_identity_is_common(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stopitd.store import queries
+
+    a = save(store_url, "s-1", report(1, sender="x1@a.example", relay="185.220.101.7"))
+    save(store_url, "s-2", report(2, sender="x2@b.example", relay="45.1.0.1"))
+    c = save(store_url, "s-3", report(3, sender="x3@a.example", relay="185.220.101.9"))
+    monkeypatch.setattr(queries, "DENSE", 0)  # every identity counts as common
+    assert [r["id"] for r in _list(store_url, ip="185.220.101.0/24")] == [c, a]
+    assert [r["id"] for r in _list(store_url, domain="a.example", limit=1)] == [c]
+    assert _list(store_url, ip="10.0.0.0/8") == []

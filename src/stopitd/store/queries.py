@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    false,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Session, aliased
 
 from stopitd.analysis.model import to_jsonable
@@ -42,7 +53,26 @@ class CaseFilter:
     limit: int | None = None
 
 
-def _filtered(flt: CaseFilter) -> Select[Any]:
+DENSE = 5000  # above this many matching cases, walk newest cases and probe instead
+
+
+def _has_identity(session: Session, identity_ids: list[int]) -> ColumnElement[bool]:
+    """Cases showing one of these identities, in the plan that suits their number.
+
+    A rare identity (a one-off IP): fetch its few case ids. A common one (gmail.com, a
+    provider's /16): walk the cases newest first and probe each, which stops after the
+    page is full instead of sorting tens of thousands of ids.
+    """
+    if not identity_ids:
+        return false()
+    found = CaseIdentity.identity_id.in_(identity_ids)
+    n = session.scalar(select(func.count()).select_from(CaseIdentity).where(found)) or 0
+    if n <= DENSE:
+        return Case.id.in_(select(CaseIdentity.case_id).where(found))
+    return exists().where(CaseIdentity.case_id == Case.id, found)
+
+
+def _filtered(session: Session, flt: CaseFilter) -> Select[Any]:
     query = select(Case)
     if flt.status:
         query = query.where(Case.status == flt.status)
@@ -56,24 +86,16 @@ def _filtered(flt: CaseFilter) -> Select[Any]:
         query = query.where(Case.created_at < flt.until)
     if flt.ip:
         low, high = ip_key_range(flt.ip)
-        query = query.where(
-            Case.id.in_(
-                select(CaseIdentity.case_id)
-                .join(Identity, Identity.id == CaseIdentity.identity_id)
-                .where(Identity.ip_key.between(low, high), Identity.kind.in_(IP_KINDS))
-            )
+        ident = select(Identity.id).where(
+            Identity.ip_key.between(low, high), Identity.kind.in_(IP_KINDS)
         )
+        query = query.where(_has_identity(session, list(session.scalars(ident))))
     if flt.domain:
-        query = query.where(
-            Case.id.in_(
-                select(CaseIdentity.case_id)
-                .join(Identity, Identity.id == CaseIdentity.identity_id)
-                .where(
-                    Identity.kind.in_(DOMAIN_KINDS),
-                    Identity.value == flt.domain.strip().lower().rstrip("."),
-                )
-            )
+        ident = select(Identity.id).where(
+            Identity.kind.in_(DOMAIN_KINDS),
+            Identity.value == flt.domain.strip().lower().rstrip("."),
         )
+        query = query.where(_has_identity(session, list(session.scalars(ident))))
     if flt.text:
         query = query.where(
             or_(
@@ -88,7 +110,7 @@ def list_cases(
     session: Session, flt: CaseFilter, *, tag_prefix: str = "stopit"
 ) -> list[dict[str, Any]]:
     """Cases newest first, as the objects `cases list --json` prints."""
-    query = _filtered(flt).order_by(Case.created_at.desc(), Case.id.desc())
+    query = _filtered(session, flt).order_by(Case.created_at.desc(), Case.id.desc())
     if flt.limit:
         query = query.limit(flt.limit)
     cases: list[Case] = list(session.scalars(query))
