@@ -139,5 +139,7 @@ def test_ip_and_domain_filters_walk_newest_cases_when_the_identity_is_common(
     c = save(store_url, "s-3", report(3, sender="x3@a.example", relay="185.220.101.9"))
     monkeypatch.setattr(queries, "DENSE", 0)  # every identity counts as common
     assert [r["id"] for r in _list(store_url, ip="185.220.101.0/24")] == [c, a]
+    monkeypatch.setattr(queries, "DENSE_IDENTITIES", 1)  # a CIDR with many addresses
+    assert [r["id"] for r in _list(store_url, ip="185.220.101.0/24")] == [c, a]
     assert [r["id"] for r in _list(store_url, domain="a.example", limit=1)] == [c]
     assert _list(store_url, ip="10.0.0.0/8") == []

@@ -54,22 +54,27 @@ class CaseFilter:
 
 
 DENSE = 5000  # above this many matching cases, walk newest cases and probe instead
+DENSE_IDENTITIES = 500  # ... and above this many matching identities (a wide CIDR)
 
 
-def _has_identity(session: Session, identity_ids: list[int]) -> ColumnElement[bool]:
-    """Cases showing one of these identities, in the plan that suits their number.
+def _has_identity(session: Session, cond: ColumnElement[bool]) -> ColumnElement[bool]:
+    """Cases showing an identity that matches `cond`, in the plan that suits how many.
 
-    A rare identity (a one-off IP): fetch its few case ids. A common one (gmail.com, a
-    provider's /16): walk the cases newest first and probe each, which stops after the
-    page is full instead of sorting tens of thousands of ids.
+    Rare (a one-off IP): fetch its few case ids. Common (gmail.com, a provider's /16 with
+    thousands of relay addresses): walk the cases newest first and probe each one's
+    identities, which stops once the page is full instead of sorting every match.
     """
-    if not identity_ids:
+    ids = list(session.scalars(select(Identity.id).where(cond).limit(DENSE_IDENTITIES + 1)))
+    if not ids:
         return false()
-    found = CaseIdentity.identity_id.in_(identity_ids)
-    n = session.scalar(select(func.count()).select_from(CaseIdentity).where(found)) or 0
-    if n <= DENSE:
-        return Case.id.in_(select(CaseIdentity.case_id).where(found))
-    return exists().where(CaseIdentity.case_id == Case.id, found)
+    if len(ids) <= DENSE_IDENTITIES:
+        found = CaseIdentity.identity_id.in_(ids)
+        n = session.scalar(select(func.count()).select_from(CaseIdentity).where(found)) or 0
+        if n <= DENSE:
+            return Case.id.in_(select(CaseIdentity.case_id).where(found))
+    return exists().where(
+        CaseIdentity.case_id == Case.id, CaseIdentity.identity_id == Identity.id, cond
+    )
 
 
 def _filtered(session: Session, flt: CaseFilter) -> Select[Any]:
@@ -86,16 +91,16 @@ def _filtered(session: Session, flt: CaseFilter) -> Select[Any]:
         query = query.where(Case.created_at < flt.until)
     if flt.ip:
         low, high = ip_key_range(flt.ip)
-        ident = select(Identity.id).where(
-            Identity.ip_key.between(low, high), Identity.kind.in_(IP_KINDS)
+        query = query.where(
+            _has_identity(
+                session, and_(Identity.ip_key.between(low, high), Identity.kind.in_(IP_KINDS))
+            )
         )
-        query = query.where(_has_identity(session, list(session.scalars(ident))))
     if flt.domain:
-        ident = select(Identity.id).where(
-            Identity.kind.in_(DOMAIN_KINDS),
-            Identity.value == flt.domain.strip().lower().rstrip("."),
+        domain = flt.domain.strip().lower().rstrip(".")
+        query = query.where(
+            _has_identity(session, and_(Identity.kind.in_(DOMAIN_KINDS), Identity.value == domain))
         )
-        query = query.where(_has_identity(session, list(session.scalars(ident))))
     if flt.text:
         query = query.where(
             or_(
