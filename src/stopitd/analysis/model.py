@@ -179,6 +179,7 @@ class SourceEstimate:
     confidence: Confidence = Confidence.NONE
     reasons: tuple[Reason, ...] = ()
     boundary_index: int | None = None  # index into hops of the hand-off hop
+    origin_index: int | None = None  # index into hops of the hop that names origin_ip
 
 
 # --- authentication -------------------------------------------------------------------
@@ -231,6 +232,8 @@ class SpfResult:
     ip: str = ""
     helo: str = ""
     reason: str = ""
+    scope: str = ""  # "mailfrom" or "helo": which identity was checked
+    identity: str = ""  # the MAIL FROM address checked (postmaster@HELO for scope helo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +257,7 @@ class RecordedAuth:
     result: str
     properties: tuple[tuple[str, str], ...] = ()  # (ptype.property, value)
     reason: str = ""
+    comment: str = ""  # the result's comments, e.g. Microsoft's "sender IP is ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +306,9 @@ class Original:
     auth: AuthSummary = field(default_factory=AuthSummary)
     envelope_sender: str = ""  # Return-Path of the original, when it carries one
     sha256: str = ""
+    found_in: int | None = None  # index of the original this one was forwarded inside
+    filename: str = ""  # the attachment's file name (.eml/.msg), when it had one
+    feedback: tuple[tuple[str, str], ...] = ()  # ARF message/feedback-report fields, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,27 +349,43 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Per dataclass type: (attribute, JSON key, flattened) in field order; built once.
+_PLANS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = tuple(
+            (f.name, _RENAMED.get(f.name, f.name), f.name in _FLATTENED)
+            for f in fields(cls)
+            if f.name not in _OMITTED or cls in _KEEP_RAW_TEXT
+        )
+        _PLANS[cls] = plan
+    return plan
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn a model value into plain JSON types (dict keys as the contract names them)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for f in fields(value):
-            if f.name in _OMITTED and type(value) not in _KEEP_RAW_TEXT:
-                continue
-            item = to_jsonable(getattr(value, f.name))
-            if f.name in _FLATTENED:
-                out.update(item)  # key fields sit directly on the report/original object
-            else:
-                out[_RENAMED.get(f.name, f.name)] = item
-        return out
-    if isinstance(value, StrEnum):
-        return value.value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value.value if isinstance(value, StrEnum) else value
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
     if isinstance(value, datetime):
         return _iso(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
-    if isinstance(value, tuple | list):
-        return [to_jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for name, key, flattened in _plan(type(value)):
+            item = to_jsonable(getattr(value, name))
+            if flattened:
+                out.update(item)  # key fields sit directly on the report/original object
+            else:
+                out[key] = item
+        return out
     return value
 
 
@@ -433,6 +456,7 @@ def _source(d: Mapping[str, Any]) -> SourceEstimate:
         confidence=Confidence(d.get("confidence", "none")),
         reasons=tuple(Reason(str(r["code"]), str(r["text"])) for r in d.get("reasons", [])),
         boundary_index=d.get("boundary_index"),
+        origin_index=d.get("origin_index"),
     )
 
 
@@ -478,6 +502,8 @@ def _auth(d: Mapping[str, Any]) -> AuthSummary:
             ip=spf.get("ip", ""),
             helo=spf.get("helo", ""),
             reason=spf.get("reason", ""),
+            scope=spf.get("scope", ""),
+            identity=spf.get("identity", ""),
         ),
         dmarc=None
         if dmarc is None
@@ -498,6 +524,7 @@ def _auth(d: Mapping[str, Any]) -> AuthSummary:
                 result=r["result"],
                 properties=tuple((str(k), str(v)) for k, v in r.get("properties", [])),
                 reason=r.get("reason", ""),
+                comment=r.get("comment", ""),
             )
             for r in d.get("recorded", [])
         ),
@@ -545,6 +572,9 @@ def analysis_from_json(data: Mapping[str, Any], raws: Sequence[bytes] = ()) -> A
                 auth=_auth(o.get("auth", {})),
                 envelope_sender=o.get("envelope_sender", ""),
                 sha256=o.get("sha256", ""),
+                found_in=o.get("found_in"),
+                filename=o.get("filename", ""),
+                feedback=tuple((str(k), str(v)) for k, v in o.get("feedback", [])),
             )
         )
     return Analysis(
