@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import random
 import statistics
@@ -51,12 +50,49 @@ ORIGINAL_RAW = RAW[RAW.index(b"Return-Path: <k.harlow") :]
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 OFFICES = ["title-ix", "dean-of-students", "hr", "it-security", "police-liaison", "residence"]
 STAFF = [f"staff{i:02d}" for i in range(20)]
-WORDS = (
-    "you know what you did watch out I saw you again library tonight answer me last "
-    "warning everyone will know photos party leave her alone meet me"
-).split()
+WORDS = [
+    "you",
+    "know",
+    "what",
+    "you",
+    "did",
+    "watch",
+    "out",
+    "I",
+    "saw",
+    "you",
+    "again",
+    "library",
+    "tonight",
+    "answer",
+    "me",
+    "last",
+    "warning",
+    "everyone",
+    "will",
+    "know",
+    "photos",
+    "party",
+    "leave",
+    "her",
+    "alone",
+    "meet",
+    "me",
+]
 STATUSES = ["closed"] * 70 + ["open"] * 15 + ["new"] * 10 + ["waiting"] * 5
 BATCH = 5000
+TABLES = [
+    "cases",
+    "identities",
+    "case_identities",
+    "reports",
+    "analyses",
+    "originals",
+    "dedupe_keys",
+    "thread_ids",
+    "events",
+    "notes",
+]
 
 
 def zipf_pick(rng: random.Random, pool: int) -> int:
@@ -95,18 +131,13 @@ class Filler:
         rng = self.rng
         span = 2 * 365 * 86400
         for start in range(1, self.n + 1, BATCH):
-            t: dict[str, list[tuple[Any, ...]]] = {
-                k: []
-                for k in (
-                    "cases identities case_identities reports analyses originals "
-                    "dedupe_keys thread_ids events notes"
-                ).split()
-            }
+            t: dict[str, list[tuple[Any, ...]]] = {k: [] for k in TABLES}
             for cid in range(start, min(start + BATCH, self.n + 1)):
                 created = NOW - timedelta(seconds=span * (self.n - cid) / self.n)
                 status = rng.choice(STATUSES)
                 sender_n = zipf_pick(rng, self.senders)
-                sender = f"user{sender_n}@{'gmail.com' if sender_n % 3 else f'd{sender_n % 997}.example'}"
+                domain = "gmail.com" if sender_n % 3 else f"d{sender_n % 997}.example"
+                sender = f"user{sender_n}@{domain}"
                 provider = sender.endswith("gmail.com") and rng.random() < 0.8
                 relay = (
                     f"209.85.{rng.randrange(128, 256)}.{rng.randrange(1, 255)}"
@@ -153,7 +184,9 @@ class Filler:
                         t["case_identities"].append((cid, iid, links))
                 mid = f"m{cid}.{sender_n}@mail.example"
                 t["dedupe_keys"].append(("mid:" + hashlib.sha256(mid.encode()).hexdigest(), cid))
-                t["dedupe_keys"].append(("dig:" + hashlib.sha256(subject.encode() + mid.encode()).hexdigest(), cid))
+                t["dedupe_keys"].append(
+                    ("dig:" + hashlib.sha256(subject.encode() + mid.encode()).hexdigest(), cid)
+                )
                 r = rng.random()
                 n_reports = 1 if r < 0.8 else 2 if r < 0.95 else rng.randrange(3, 6)
                 for k in range(n_reports):
@@ -194,7 +227,15 @@ class Filler:
                         )
                     )
                 if rng.random() < 0.2:
-                    t["notes"].append((self.next_id("note"), cid, created, rng.choice(STAFF), "Called the reporter."))
+                    t["notes"].append(
+                        (
+                            self.next_id("note"),
+                            cid,
+                            created,
+                            rng.choice(STAFF),
+                            "Called the reporter.",
+                        )
+                    )
             yield t
 
     def fill(self) -> None:
@@ -206,20 +247,39 @@ class Filler:
                     if rows:
                         self._write(raw_conn, table, rows)
             if self.pg:
-                for table in ("cases", "reports", "analyses", "originals", "events", "notes", "thread_ids", "identities"):
-                    conn.execute(text(f"SELECT setval('{table}_id_seq', (SELECT COALESCE(MAX(id), 1) FROM {table}))"))
+                for table in (
+                    "cases",
+                    "reports",
+                    "analyses",
+                    "originals",
+                    "events",
+                    "notes",
+                    "thread_ids",
+                    "identities",
+                ):
+                    conn.execute(
+                        text(
+                            f"SELECT setval('{table}_id_seq',"
+                            f" (SELECT COALESCE(MAX(id), 1) FROM {table}))"
+                        )
+                    )
         with self.engine.begin() as conn:
             conn.execute(text("ANALYZE"))
 
     def _write(self, raw_conn: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
         cols, values = COLUMNS[table](rows)
         if self.pg:
-            with raw_conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
+            with (
+                raw_conn.cursor() as cur,
+                cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy,
+            ):
                 for row in values:
                     copy.write_row(row)
         else:
             marks = ", ".join("?" * len(cols))
-            raw_conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", values)
+            raw_conn.executemany(
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", values
+            )
 
 
 def _sqlite_time(value: datetime | None) -> str | None:
@@ -230,7 +290,9 @@ ANALYSIS_JSON = json.dumps(ANALYSIS)
 ORIGINAL_JSON = json.dumps(ANALYSIS["originals"][0])
 
 
-def _cols(names: str, convert: Callable[[tuple[Any, ...]], tuple[Any, ...]]) -> Callable[[list[tuple[Any, ...]]], tuple[list[str], list[tuple[Any, ...]]]]:
+def _cols(
+    names: str, convert: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+) -> Callable[[list[tuple[Any, ...]]], tuple[list[str], list[tuple[Any, ...]]]]:
     def build(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
         return names.split(), [convert(r) for r in rows]
 
@@ -247,26 +309,67 @@ def t(value: datetime | None) -> Any:
 
 COLUMNS: dict[str, Callable[[list[tuple[Any, ...]]], tuple[list[str], list[tuple[Any, ...]]]]] = {
     "cases": _cols(
-        "id status subject created_at updated_at office assignee relay_ip origin_ip source_mode from_address closed_at",
+        "id status subject created_at updated_at office assignee relay_ip origin_ip"
+        " source_mode from_address closed_at",
         lambda r: (*r[:3], t(r[3]), t(r[4]), *r[5:11], t(r[11])),
     ),
     "identities": _cols("id kind value ip_key", lambda r: r),
     "case_identities": _cols("case_id identity_id links", lambda r: r),
     "reports": _cols(
-        "id spool_id case_id received_at reporter rcpt_tos peer helo raw sha256 size subject message_id analyzer_version analysis created_at joined_by",
-        lambda r: (r[0], r[1], r[2], t(r[3]), r[4], '["stopit@example.edu"]', "127.0.0.1", "mx.example.edu", r[5], r[6], r[7], r[8], r[9], "0.1.0", ANALYSIS_JSON, t(r[10]), r[11]),
+        "id spool_id case_id received_at reporter rcpt_tos peer helo raw sha256 size subject"
+        " message_id analyzer_version analysis created_at joined_by",
+        lambda r: (
+            r[0],
+            r[1],
+            r[2],
+            t(r[3]),
+            r[4],
+            '["stopit@example.edu"]',
+            "127.0.0.1",
+            "mx.example.edu",
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            "0.1.0",
+            ANALYSIS_JSON,
+            t(r[10]),
+            r[11],
+        ),
     ),
     "analyses": _cols(
         "id report_id analyzer_version schema_version created_at current verified result",
         lambda r: (r[0], r[1], "0.1.0", 1, t(r[2]), True, False, ANALYSIS_JSON),
     ),
     "originals": _cols(
-        "id report_id analysis_id case_id position how grade raw sha256 message_id from_address subject relay_ip origin_ip source_mode analysis",
-        lambda r: (r[0], r[1], r[2], r[3], 0, "attachment", "full-message", ORIGINAL_RAW, hashlib.sha256(ORIGINAL_RAW).hexdigest(), r[4], r[5], r[6], r[7], r[8], "handoff", ORIGINAL_JSON),
+        "id report_id analysis_id case_id position how grade raw sha256 message_id"
+        " from_address subject relay_ip origin_ip source_mode analysis",
+        lambda r: (
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            0,
+            "attachment",
+            "full-message",
+            ORIGINAL_RAW,
+            hashlib.sha256(ORIGINAL_RAW).hexdigest(),
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            "handoff",
+            ORIGINAL_JSON,
+        ),
     ),
     "dedupe_keys": _cols("key case_id", lambda r: r),
     "thread_ids": _cols("id message_id case_id origin", lambda r: (*r, "report")),
-    "events": _cols("id case_id at actor kind detail", lambda r: (r[0], r[1], t(r[2]), r[3], r[4], json.dumps(r[5]))),
+    "events": _cols(
+        "id case_id at actor kind detail",
+        lambda r: (r[0], r[1], t(r[2]), r[3], r[4], json.dumps(r[5])),
+    ),
     "notes": _cols("id case_id at author text", lambda r: (r[0], r[1], t(r[2]), r[3], r[4])),
 }
 
@@ -288,8 +391,15 @@ def measure(engine: Engine, n: int, repeat: int, seed: int) -> list[tuple[str, f
     out = []
     with maker() as session:
         hot_sender = "user0@d0.example"
-        hot_ip = session.execute(text("SELECT relay_ip FROM cases WHERE source_mode = 'handoff' AND relay_ip NOT LIKE '209.85.%' GROUP BY relay_ip ORDER BY COUNT(*) DESC LIMIT 1")).scalar_one()
-        rare_ip = session.execute(text("SELECT relay_ip FROM cases WHERE id = :i"), {"i": n // 2}).scalar_one()
+        hot_ip = session.execute(
+            text(
+                "SELECT relay_ip FROM cases WHERE relay_ip NOT LIKE '209.85.%'"
+                " GROUP BY relay_ip ORDER BY COUNT(*) DESC LIMIT 1"
+            )
+        ).scalar_one()
+        rare_ip = session.execute(
+            text("SELECT relay_ip FROM cases WHERE id = :i"), {"i": n // 2}
+        ).scalar_one()
         filters: list[tuple[str, CaseFilter]] = [
             ("list (no filter)", CaseFilter(limit=100)),
             ("list --status open", CaseFilter(status="open", limit=100)),
@@ -298,12 +408,21 @@ def measure(engine: Engine, n: int, repeat: int, seed: int) -> list[tuple[str, f
             ("list --assignee staff07", CaseFilter(assignee="staff07", limit=100)),
             ("list --since (last 30 days)", CaseFilter(since=NOW - timedelta(days=30), limit=100)),
             ("list --until (a year ago)", CaseFilter(until=NOW - timedelta(days=365), limit=100)),
-            ("list --status open --office hr --since 90d", CaseFilter(status="open", office="hr", since=NOW - timedelta(days=90), limit=100)),
+            (
+                "list --status open --office hr --since 90d",
+                CaseFilter(status="open", office="hr", since=NOW - timedelta(days=90), limit=100),
+            ),
             (f"list --ip (hot relay {hot_ip})", CaseFilter(ip=hot_ip, limit=100)),
             ("list --ip (a one-off relay)", CaseFilter(ip=rare_ip, limit=100)),
             ("list --ip 209.85.0.0/16 (provider CIDR)", CaseFilter(ip="209.85.0.0/16", limit=100)),
-            ("list --ip /24 of the hot relay", CaseFilter(ip=hot_ip.rsplit(".", 1)[0] + ".0/24", limit=100)),
-            ("list --domain d0.example (repeat sender)", CaseFilter(domain="d0.example", limit=100)),
+            (
+                "list --ip /24 of the hot relay",
+                CaseFilter(ip=hot_ip.rsplit(".", 1)[0] + ".0/24", limit=100),
+            ),
+            (
+                "list --domain d0.example (repeat sender)",
+                CaseFilter(domain="d0.example", limit=100),
+            ),
             ("list --domain gmail.com (2/3 of cases)", CaseFilter(domain="gmail.com", limit=100)),
             ("list --text warning (common word)", CaseFilter(text="warning", limit=100)),
             ("list --text user12345@ (rare)", CaseFilter(text="user12345@", limit=100)),
@@ -320,16 +439,20 @@ def measure(engine: Engine, n: int, repeat: int, seed: int) -> list[tuple[str, f
         it2 = iter(ids)
         med, p95 = timed(lambda: related_cases(session, next(it2)), repeat)
         out.append(("related ID (random cases, limit 50)", med, p95, 0))
-        hot_case = session.execute(text("SELECT MAX(id) FROM cases WHERE from_address = :s"), {"s": hot_sender}).scalar_one()
+        hot_case = session.execute(
+            text("SELECT MAX(id) FROM cases WHERE from_address = :s"), {"s": hot_sender}
+        ).scalar_one()
         rel = related_cases(session, hot_case) or []
         med, p95 = timed(lambda: related_cases(session, hot_case), repeat)
-        out.append((f"related ID (case of the most-repeated sender)", med, p95, len(rel)))
+        out.append(("related ID (case of the most-repeated sender)", med, p95, len(rel)))
     return out
 
 
 def main() -> None:
     global PG
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres"], required=True)
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
@@ -354,7 +477,10 @@ def main() -> None:
         Filler(engine, args.cases, args.seed).fill()
         fill_s = time.perf_counter() - t0
         with engine.connect() as conn:
-            counts = {tb: conn.execute(text(f"SELECT COUNT(*) FROM {tb}")).scalar_one() for tb in ("cases", "reports", "case_identities", "identities", "events")}
+            counts = {
+                tb: conn.execute(text(f"SELECT COUNT(*) FROM {tb}")).scalar_one()
+                for tb in ("cases", "reports", "case_identities", "identities", "events")
+            }
         print(f"## {args.db}: {args.cases} cases filled in {fill_s:.0f} s ({counts})\n")
         print("| query | median ms | p95 ms | rows |\n|---|---:|---:|---:|")
         for label, med, p95, rows in measure(engine, args.cases, args.repeat, args.seed):
