@@ -547,7 +547,10 @@ def reanalyze_command(
     policy = settings.policy()
     verifier: Verifier = no_dns
     if settings.dns.enabled and not skip_dns:
-        verifier = functools.partial(verify.verify_analysis, dns=settings.dns)
+        dns_verifier = verify.default_verifier(settings.dns)  # one resolver for the run
+        verifier = functools.partial(
+            verify.verify_analysis, dns_settings=settings.dns, verifier=dns_verifier
+        )
 
     who = staff_identity(actor)
     results = []
