@@ -53,25 +53,22 @@ class CaseFilter:
     limit: int | None = None
 
 
-DENSE = 5000  # above this many matching cases, walk newest cases and probe instead
-DENSE_IDENTITIES = 500  # ... and above this many matching identities (a wide CIDR)
+DENSE_IDENTITIES = 500  # above this many matching identities (a wide CIDR), probe instead
 
 
 def _has_identity(session: Session, cond: ColumnElement[bool]) -> ColumnElement[bool]:
-    """Cases showing an identity that matches `cond`, in the plan that suits how many.
+    """Cases showing an identity that matches `cond`.
 
-    Rare (a one-off IP): fetch its few case ids. Common (gmail.com, a provider's /16 with
-    thousands of relay addresses): walk the cases newest first and probe each one's
-    identities, which stops once the page is full instead of sorting every match.
+    Few matching identities (an address, a domain, a /24): their case ids, from the
+    (identity, links, case) index. Many (a provider's /16 holds thousands of relay
+    addresses): walk the cases newest first and probe each one's identities, which stops
+    once the page is full. Measured in docs/performance.md, "Case store".
     """
     ids = list(session.scalars(select(Identity.id).where(cond).limit(DENSE_IDENTITIES + 1)))
     if not ids:
         return false()
     if len(ids) <= DENSE_IDENTITIES:
-        found = CaseIdentity.identity_id.in_(ids)
-        n = session.scalar(select(func.count()).select_from(CaseIdentity).where(found)) or 0
-        if n <= DENSE:
-            return Case.id.in_(select(CaseIdentity.case_id).where(found))
+        return Case.id.in_(select(CaseIdentity.case_id).where(CaseIdentity.identity_id.in_(ids)))
     return exists().where(
         CaseIdentity.case_id == Case.id, CaseIdentity.identity_id == Identity.id, cond
     )
