@@ -78,6 +78,16 @@ class TrustSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    closed_days: int = 365  # `stopitd cases purge` removes cases closed longer ago
+
+
+@dataclass(frozen=True, slots=True)
+class ReplySettings:
+    tag_prefix: str = "stopit"  # case tags read "[stopit #123]"
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     source: Path | None = None  # the file these came from; None: built-in defaults
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
@@ -88,6 +98,8 @@ class Settings:
     dns: DnsSettings = field(default_factory=DnsSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     limits: Limits = field(default_factory=Limits)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    reply: ReplySettings = field(default_factory=ReplySettings)
 
     def policy(self) -> Policy:
         t = self.trust
@@ -209,6 +221,11 @@ def _check(settings: Settings) -> None:
             raise ConfigError(
                 f"trust.providers: unknown provider {name!r} (known: {', '.join(KNOWN_PROVIDERS)})"
             )
+    if settings.retention.closed_days < 1:
+        raise ConfigError("retention.closed_days: must be at least 1")
+    prefix = settings.reply.tag_prefix
+    if not prefix or not all(c.isalnum() or c in "._-" for c in prefix):
+        raise ConfigError("reply.tag_prefix: letters, digits, '.', '_' or '-' only")
     for f in fields(settings.limits):
         if getattr(settings.limits, f.name) < 1:
             raise ConfigError(f"limits.{f.name}: must be at least 1")

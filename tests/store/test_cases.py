@@ -4,39 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-from stopitd.analysis import analyze
-from stopitd.analysis.model import Envelope
-from stopitd.analysis.policy import Policy
 from stopitd.store import db
-from stopitd.store.cases import CaseFilter, list_cases, save_report, show_case
+from stopitd.store.cases import CaseFilter, list_cases, show_case
 from stopitd.store.schema import Case
-
-ROOT = Path(__file__).resolve().parents[2]
-REPORT = (ROOT / "fixtures" / "reports" / "thunderbird-attached.eml").read_bytes()
-ENVELOPE = Envelope(
-    mail_from="jdoe@example.edu",
-    rcpt_tos=("stopit@localhost",),
-    peer="127.0.0.1",
-    helo="smtp.example.edu",
-    received_at=datetime(2026, 11, 24, 3, 2, 12, tzinfo=UTC),
-)
+from tests.store.reports import FIXTURE, report, save
 
 
-def _save(url: str, spool_id: str, raw: bytes = REPORT) -> int:
-    engine = db.make_engine(url)
-    maker = db.make_sessionmaker(engine)
-    with maker() as session, session.begin():
-        case_id = save_report(
-            session,
-            spool_id=spool_id,
-            envelope=ENVELOPE,
-            raw=raw,
-            analysis=analyze(raw, ENVELOPE, Policy()),
-        )
-    engine.dispose()
-    return case_id
+def _save(url: str, spool_id: str, raw: bytes = FIXTURE) -> int:
+    return save(url, spool_id, raw)
 
 
 def test_a_report_becomes_a_case_with_its_raw_bytes_and_original(store_url: str) -> None:
@@ -46,11 +22,11 @@ def test_a_report_becomes_a_case_with_its_raw_bytes_and_original(store_url: str)
         data = show_case(session, case_id)
         case = session.get(Case, case_id)
         assert case is not None
-        report = case.reports[0]
-        assert report.raw == REPORT
-        assert report.sha256 == hashlib.sha256(REPORT).hexdigest()
-        assert report.reporter == "jdoe@example.edu"
-        assert report.received_at == ENVELOPE.received_at
+        stored = case.reports[0]
+        assert stored.raw == FIXTURE
+        assert stored.sha256 == hashlib.sha256(FIXTURE).hexdigest()
+        assert stored.reporter == "jdoe@example.edu"
+        assert stored.received_at == datetime(2026, 11, 24, 3, 2, 12, tzinfo=UTC)
     engine.dispose()
     assert data is not None
     assert data["status"] == "new"
@@ -60,6 +36,9 @@ def test_a_report_becomes_a_case_with_its_raw_bytes_and_original(store_url: str)
         "CAF8wq2u1N5b0X+7mVq9pYdRk3hT=ZpLw4s8Xq@mail.gmail.com"
     ]
     assert [e["kind"] for e in data["events"]] == ["created"]
+    assert {"kind": "from_address", "value": "k.harlow.1987@gmail.com", "links": True} in data[
+        "identities"
+    ]
 
 
 def test_saving_the_same_spool_entry_twice_is_one_case(store_url: str) -> None:
@@ -75,8 +54,8 @@ def test_saving_the_same_spool_entry_twice_is_one_case(store_url: str) -> None:
 
 
 def test_list_filters_by_status_and_time(store_url: str) -> None:
-    a = _save(store_url, "019ab5f0-0000-7000-8000-00000000000a")
-    b = _save(store_url, "019ab5f0-0000-7000-8000-00000000000b")
+    a = _save(store_url, "019ab5f0-0000-7000-8000-00000000000a", report(1))
+    b = _save(store_url, "019ab5f0-0000-7000-8000-00000000000b", report(2))
     engine = db.make_engine(store_url)
     maker = db.make_sessionmaker(engine)
     with maker() as session, session.begin():

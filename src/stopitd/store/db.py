@@ -76,12 +76,25 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate to `revision`. On SQLite, foreign keys are off while tables are rebuilt
+    (batch mode copies a table and drops the old one) and checked afterwards."""
     engine = make_engine(url)
     try:
-        with engine.begin() as conn:
-            cfg = alembic_config(url)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:  # a no-op inside a transaction: pysqlite has none open here
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            with conn.begin():
+                cfg = alembic_config(url)
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+            if sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+                if broken:
+                    raise StoreError(f"the migration left broken references: {broken[:5]}")
     finally:
         engine.dispose()
 

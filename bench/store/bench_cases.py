@@ -1,0 +1,495 @@
+"""Case-store benchmark: fill N cases of realistic shape, then time list/show/related.
+
+    python bench/store/bench_cases.py --db sqlite --cases 1000000
+    python bench/store/bench_cases.py --db postgres --cases 1000000   # throwaway server
+
+Shape (per case, seeded): 1 report (80%), 2 (15%) or 3-5 (5%), each with its raw bytes
+(the Thunderbird fixture, 2.3 kB), one original (its raw bytes and the real analysis
+JSON), one analysis row, one thread id; 2 de-duplication keys; 6-9 identities drawn from
+Zipf-like pools (a few senders and IPs repeat in thousands of cases, most in one);
+a quarter of relays are a provider's (not linking); 1-4 staff events and a note in 20%.
+Statuses 70% closed, 15% open, 10% new, 5% waiting; 80% routed to one of 6 offices; 60%
+assigned to one of 20 staff; created over two years. Hops, auth results, verdicts and
+findings rows are not filled: nothing measured here reads them.
+
+Each query runs --repeat times through the same store functions the CLI calls
+(`list_cases` with the CLI's default limit of 100, `show_case`, `related_cases`);
+median and 95th percentile in milliseconds are printed as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, text  # noqa: E402
+
+from stopitd.analysis import analyze  # noqa: E402
+from stopitd.analysis.model import Envelope, analysis_to_json  # noqa: E402
+from stopitd.analysis.policy import Policy  # noqa: E402
+from stopitd.store import db  # noqa: E402
+from stopitd.store.fingerprints import ip_key  # noqa: E402
+from stopitd.store.queries import CaseFilter, list_cases, related_cases, show_case  # noqa: E402
+
+RAW = (ROOT / "fixtures" / "reports" / "thunderbird-attached.eml").read_bytes()
+ANALYSIS = analysis_to_json(analyze(RAW, Envelope(), Policy()))
+ORIGINAL_RAW = RAW[RAW.index(b"Return-Path: <k.harlow") :]
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+OFFICES = ["title-ix", "dean-of-students", "hr", "it-security", "police-liaison", "residence"]
+STAFF = [f"staff{i:02d}" for i in range(20)]
+WORDS = [
+    "you",
+    "know",
+    "what",
+    "you",
+    "did",
+    "watch",
+    "out",
+    "I",
+    "saw",
+    "you",
+    "again",
+    "library",
+    "tonight",
+    "answer",
+    "me",
+    "last",
+    "warning",
+    "everyone",
+    "will",
+    "know",
+    "photos",
+    "party",
+    "leave",
+    "her",
+    "alone",
+    "meet",
+    "me",
+]
+STATUSES = ["closed"] * 70 + ["open"] * 15 + ["new"] * 10 + ["waiting"] * 5
+BATCH = 5000
+TABLES = [
+    "cases",
+    "identities",
+    "case_identities",
+    "reports",
+    "analyses",
+    "originals",
+    "dedupe_keys",
+    "thread_ids",
+    "events",
+    "notes",
+]
+
+
+def zipf_pick(rng: random.Random, pool: int) -> int:
+    """An index in [0, pool): index 0 is drawn most, the tail about once."""
+    return min(int(rng.paretovariate(1.1)) - 1, pool - 1)
+
+
+def public_ip(n: int) -> str:
+    return f"{45 + n % 150}.{(n >> 8) % 250 + 1}.{(n >> 3) % 250}.{n % 250 + 1}"
+
+
+class Filler:
+    def __init__(self, engine: Engine, cases: int, seed: int) -> None:
+        self.engine = engine
+        self.n = cases
+        self.rng = random.Random(seed)
+        self.pg = engine.dialect.name == "postgresql"
+        self.ids = {"report": 0, "analysis": 0, "original": 0, "event": 0, "note": 0, "thread": 0}
+        self.identity_ids: dict[tuple[str, str], int] = {}
+        self.senders = max(cases // 2, 10)
+        self.ips = max(cases // 3, 10)
+
+    def next_id(self, kind: str) -> int:
+        self.ids[kind] += 1
+        return self.ids[kind]
+
+    def identity(self, kind: str, value: str, rows: list[tuple[Any, ...]]) -> int:
+        key = (kind, value)
+        if key not in self.identity_ids:
+            self.identity_ids[key] = len(self.identity_ids) + 1
+            ipk = ip_key(value) if kind.endswith("_ip") else None
+            rows.append((self.identity_ids[key], kind, value, ipk))
+        return self.identity_ids[key]
+
+    def batches(self) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
+        rng = self.rng
+        span = 2 * 365 * 86400
+        for start in range(1, self.n + 1, BATCH):
+            t: dict[str, list[tuple[Any, ...]]] = {k: [] for k in TABLES}
+            for cid in range(start, min(start + BATCH, self.n + 1)):
+                created = NOW - timedelta(seconds=span * (self.n - cid) / self.n)
+                status = rng.choice(STATUSES)
+                sender_n = zipf_pick(rng, self.senders)
+                domain = "gmail.com" if sender_n % 3 else f"d{sender_n % 997}.example"
+                sender = f"user{sender_n}@{domain}"
+                provider = sender.endswith("gmail.com") and rng.random() < 0.8
+                relay = (
+                    f"209.85.{rng.randrange(128, 256)}.{rng.randrange(1, 255)}"
+                    if provider
+                    else public_ip(zipf_pick(rng, self.ips) * 7919)
+                )
+                origin = public_ip(zipf_pick(rng, self.ips) * 104729) if rng.random() < 0.4 else ""
+                subject = " ".join(rng.choices(WORDS, k=rng.randrange(3, 8)))
+                t["cases"].append(
+                    (
+                        cid,
+                        status,
+                        subject,
+                        created,
+                        created + timedelta(hours=rng.randrange(1, 400)),
+                        rng.choice(OFFICES) if rng.random() < 0.8 else None,
+                        rng.choice(STAFF) if rng.random() < 0.6 else None,
+                        relay,
+                        origin,
+                        "handoff" if not origin else "submission",
+                        sender,
+                        created + timedelta(days=rng.randrange(1, 60))
+                        if status == "closed"
+                        else None,
+                    )
+                )
+                idents = [
+                    ("from_address", sender, True),
+                    ("from_domain", sender.split("@")[1], False),
+                    ("envelope_sender", sender, True),
+                    ("relay_ip", relay, not provider),
+                    ("relay_prefix", relay.rsplit(".", 1)[0] + ".0/24", not provider),
+                ]
+                if not provider:
+                    idents.append(("dkim_domain", sender.split("@")[1], sender_n % 3 == 0))
+                if origin:
+                    idents.append(("origin_ip", origin, True))
+                    idents.append(("origin_prefix", origin.rsplit(".", 1)[0] + ".0/24", True))
+                seen = set()
+                for kind, value, links in idents:
+                    iid = self.identity(kind, value, t["identities"])
+                    if iid not in seen:
+                        seen.add(iid)
+                        t["case_identities"].append((cid, iid, links))
+                mid = f"m{cid}.{sender_n}@mail.example"
+                t["dedupe_keys"].append(("mid:" + hashlib.sha256(mid.encode()).hexdigest(), cid))
+                t["dedupe_keys"].append(
+                    ("dig:" + hashlib.sha256(subject.encode() + mid.encode()).hexdigest(), cid)
+                )
+                r = rng.random()
+                n_reports = 1 if r < 0.8 else 2 if r < 0.95 else rng.randrange(3, 6)
+                for k in range(n_reports):
+                    rid = self.next_id("report")
+                    at = created + timedelta(minutes=k * 37)
+                    reporter = f"reporter{rng.randrange(20000)}@example.edu"
+                    t["reports"].append(
+                        (
+                            rid,
+                            f"bench-{rid:09d}",
+                            cid,
+                            at,
+                            reporter,
+                            RAW,
+                            hashlib.sha256(RAW).hexdigest(),
+                            len(RAW),
+                            "Fwd: " + subject,
+                            f"r{rid}@example.edu",
+                            at,
+                            "new" if k == 0 else "duplicate",
+                        )
+                    )
+                    aid = self.next_id("analysis")
+                    t["analyses"].append((aid, rid, at))
+                    oid = self.next_id("original")
+                    t["originals"].append((oid, rid, aid, cid, mid, sender, subject, relay, origin))
+                    t["thread_ids"].append((self.next_id("thread"), f"r{rid}@example.edu", cid))
+                t["events"].append((self.next_id("event"), cid, created, "stopitd", "created", {}))
+                for k in range(rng.randrange(1, 5)):
+                    t["events"].append(
+                        (
+                            self.next_id("event"),
+                            cid,
+                            created + timedelta(hours=k + rng.random() * 48),
+                            rng.choice(STAFF),
+                            rng.choice(["assigned", "routed", "status_changed", "note_added"]),
+                            {},
+                        )
+                    )
+                if rng.random() < 0.2:
+                    t["notes"].append(
+                        (
+                            self.next_id("note"),
+                            cid,
+                            created,
+                            rng.choice(STAFF),
+                            "Called the reporter.",
+                        )
+                    )
+            yield t
+
+    def fill(self) -> None:
+        with self.engine.begin() as conn:
+            raw_conn = conn.connection.driver_connection
+            assert raw_conn is not None
+            for batch in self.batches():
+                for table, rows in batch.items():
+                    if rows:
+                        self._write(raw_conn, table, rows)
+            if self.pg:
+                for table in (
+                    "cases",
+                    "reports",
+                    "analyses",
+                    "originals",
+                    "events",
+                    "notes",
+                    "thread_ids",
+                    "identities",
+                ):
+                    conn.execute(
+                        text(
+                            f"SELECT setval('{table}_id_seq',"
+                            f" (SELECT COALESCE(MAX(id), 1) FROM {table}))"
+                        )
+                    )
+        with self.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+
+    def _write(self, raw_conn: Any, table: str, rows: list[tuple[Any, ...]]) -> None:
+        cols, values = COLUMNS[table](rows)
+        if self.pg:
+            with (
+                raw_conn.cursor() as cur,
+                cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy,
+            ):
+                for row in values:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(cols))
+            raw_conn.executemany(
+                f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", values
+            )
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+ANALYSIS_JSON = json.dumps(ANALYSIS)
+ORIGINAL_JSON = json.dumps(ANALYSIS["originals"][0])
+
+
+def _cols(
+    names: str, convert: Callable[[tuple[Any, ...]], tuple[Any, ...]]
+) -> Callable[[list[tuple[Any, ...]]], tuple[list[str], list[tuple[Any, ...]]]]:
+    def build(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        return names.split(), [convert(r) for r in rows]
+
+    return build
+
+
+T = _sqlite_time
+PG = False
+
+
+def t(value: datetime | None) -> Any:
+    return value if PG else T(value)
+
+
+COLUMNS: dict[str, Callable[[list[tuple[Any, ...]]], tuple[list[str], list[tuple[Any, ...]]]]] = {
+    "cases": _cols(
+        "id status subject created_at updated_at office assignee relay_ip origin_ip"
+        " source_mode from_address closed_at",
+        lambda r: (*r[:3], t(r[3]), t(r[4]), *r[5:11], t(r[11])),
+    ),
+    "identities": _cols("id kind value ip_key", lambda r: r),
+    "case_identities": _cols("case_id identity_id links", lambda r: r),
+    "reports": _cols(
+        "id spool_id case_id received_at reporter rcpt_tos peer helo raw sha256 size subject"
+        " message_id analyzer_version analysis created_at joined_by",
+        lambda r: (
+            r[0],
+            r[1],
+            r[2],
+            t(r[3]),
+            r[4],
+            '["stopit@example.edu"]',
+            "127.0.0.1",
+            "mx.example.edu",
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            "0.1.0",
+            ANALYSIS_JSON,
+            t(r[10]),
+            r[11],
+        ),
+    ),
+    "analyses": _cols(
+        "id report_id analyzer_version schema_version created_at current verified result",
+        lambda r: (r[0], r[1], "0.1.0", 1, t(r[2]), True, False, ANALYSIS_JSON),
+    ),
+    "originals": _cols(
+        "id report_id analysis_id case_id position how grade raw sha256 message_id"
+        " from_address subject relay_ip origin_ip source_mode analysis",
+        lambda r: (
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            0,
+            "attachment",
+            "full-message",
+            ORIGINAL_RAW,
+            hashlib.sha256(ORIGINAL_RAW).hexdigest(),
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            "handoff",
+            ORIGINAL_JSON,
+        ),
+    ),
+    "dedupe_keys": _cols("key case_id", lambda r: r),
+    "thread_ids": _cols("id message_id case_id origin", lambda r: (*r, "report")),
+    "events": _cols(
+        "id case_id at actor kind detail",
+        lambda r: (r[0], r[1], t(r[2]), r[3], r[4], json.dumps(r[5])),
+    ),
+    "notes": _cols("id case_id at author text", lambda r: (r[0], r[1], t(r[2]), r[3], r[4])),
+}
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    samples = []
+    fn()  # warm the caches once, as a staff member's second query would find them
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+
+
+def measure(engine: Engine, n: int, repeat: int, seed: int) -> list[tuple[str, float, float, int]]:
+    rng = random.Random(seed + 1)
+    maker = db.make_sessionmaker(engine)
+    out = []
+    with maker() as session:
+        hot_sender = "user0@d0.example"
+        hot_ip = session.execute(
+            text(
+                "SELECT relay_ip FROM cases WHERE relay_ip NOT LIKE '209.85.%'"
+                " GROUP BY relay_ip ORDER BY COUNT(*) DESC LIMIT 1"
+            )
+        ).scalar_one()
+        rare_ip = session.execute(
+            text("SELECT relay_ip FROM cases WHERE id = :i"), {"i": n // 2}
+        ).scalar_one()
+        filters: list[tuple[str, CaseFilter]] = [
+            ("list (no filter)", CaseFilter(limit=100)),
+            ("list --status open", CaseFilter(status="open", limit=100)),
+            ("list --status new (10%)", CaseFilter(status="new", limit=100)),
+            ("list --office hr", CaseFilter(office="hr", limit=100)),
+            ("list --assignee staff07", CaseFilter(assignee="staff07", limit=100)),
+            ("list --since (last 30 days)", CaseFilter(since=NOW - timedelta(days=30), limit=100)),
+            ("list --until (a year ago)", CaseFilter(until=NOW - timedelta(days=365), limit=100)),
+            (
+                "list --status open --office hr --since 90d",
+                CaseFilter(status="open", office="hr", since=NOW - timedelta(days=90), limit=100),
+            ),
+            (f"list --ip (hot relay {hot_ip})", CaseFilter(ip=hot_ip, limit=100)),
+            ("list --ip (a one-off relay)", CaseFilter(ip=rare_ip, limit=100)),
+            ("list --ip 209.85.0.0/16 (provider CIDR)", CaseFilter(ip="209.85.0.0/16", limit=100)),
+            (
+                "list --ip /24 of the hot relay",
+                CaseFilter(ip=hot_ip.rsplit(".", 1)[0] + ".0/24", limit=100),
+            ),
+            (
+                "list --domain d0.example (repeat sender)",
+                CaseFilter(domain="d0.example", limit=100),
+            ),
+            ("list --domain gmail.com (2/3 of cases)", CaseFilter(domain="gmail.com", limit=100)),
+            ("list --text warning (common word)", CaseFilter(text="warning", limit=100)),
+            ("list --text user12345@ (rare)", CaseFilter(text="user12345@", limit=100)),
+        ]
+        for label, flt in filters:
+            rows = list_cases(session, flt)
+            med, p95 = timed(lambda flt=flt: list_cases(session, flt), repeat)
+            out.append((label, med, p95, len(rows)))
+            session.rollback()
+        ids = [rng.randrange(1, n + 1) for _ in range(repeat + 1)]
+        it = iter(ids)
+        med, p95 = timed(lambda: show_case(session, next(it)), repeat)
+        out.append(("show ID (random cases)", med, p95, 1))
+        it2 = iter(ids)
+        med, p95 = timed(lambda: related_cases(session, next(it2)), repeat)
+        out.append(("related ID (random cases, limit 50)", med, p95, 0))
+        hot_case = session.execute(
+            text("SELECT MAX(id) FROM cases WHERE from_address = :s"), {"s": hot_sender}
+        ).scalar_one()
+        rel = related_cases(session, hot_case) or []
+        med, p95 = timed(lambda: related_cases(session, hot_case), repeat)
+        out.append(("related ID (case of the most-repeated sender)", med, p95, len(rel)))
+    return out
+
+
+def main() -> None:
+    global PG
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgres"], required=True)
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workdir", type=Path, default=None, help="Where the SQLite file goes.")
+    args = parser.parse_args()
+    server = None
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="stopitd-bench-"))
+    if args.db == "postgres":
+        from tests.pg import PgServer
+
+        server = PgServer()
+        server.start()
+        url = server.url(server.create_database())
+        PG = True
+    else:
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    try:
+        db.upgrade(url)
+        engine = db.make_engine(url)
+        t0 = time.perf_counter()
+        Filler(engine, args.cases, args.seed).fill()
+        fill_s = time.perf_counter() - t0
+        with engine.connect() as conn:
+            counts = {
+                tb: conn.execute(text(f"SELECT COUNT(*) FROM {tb}")).scalar_one()
+                for tb in ("cases", "reports", "case_identities", "identities", "events")
+            }
+        print(f"## {args.db}: {args.cases} cases filled in {fill_s:.0f} s ({counts})\n")
+        print("| query | median ms | p95 ms | rows |\n|---|---:|---:|---:|")
+        for label, med, p95, rows in measure(engine, args.cases, args.repeat, args.seed):
+            print(f"| {label} | {med:.1f} | {p95:.1f} | {rows} |")
+        engine.dispose()
+    finally:
+        if server is not None:
+            server.destroy()
+
+
+if __name__ == "__main__":
+    main()

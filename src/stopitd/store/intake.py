@@ -1,0 +1,287 @@
+"""Filing an accepted report: thread it, de-duplicate it, or open a new case.
+
+Safe with several stopitd nodes on one PostgreSQL store: every decision that two nodes
+could race on is backed by a unique key (the spool id, the de-duplication keys, the
+(kind, value) of an identity) and a savepoint: the loser of a race rolls back its
+savepoint, looks again (now seeing the winner's committed rows) and joins that case.
+Rows are written in one order (case lock, report, keys, identities) so two nodes never
+wait on each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import hashlib
+import re
+from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+
+from sqlalchemy import Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from stopitd.analysis.model import Analysis, Envelope
+from stopitd.store.evidence import write_analysis
+from stopitd.store.fingerprints import IdentitySeen, dedupe_keys, identities
+from stopitd.store.schema import (
+    Case,
+    CaseIdentity,
+    CaseStatus,
+    DedupeKey,
+    Event,
+    Identity,
+    Report,
+    ThreadId,
+)
+
+SYSTEM_ACTOR = "stopitd"
+ATTEMPTS = 5
+_MSGID = re.compile(r"<([^<>\s]{1,900})>")
+
+
+def case_tag(case_id: int, prefix: str = "stopit") -> str:
+    return f"[{prefix} #{case_id}]"
+
+
+def tag_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(r"\[\s*" + re.escape(prefix) + r"\s*#\s*(\d{1,12})\s*\]", re.IGNORECASE)
+
+
+def save_report(
+    session: Session,
+    *,
+    spool_id: str,
+    envelope: Envelope,
+    raw: bytes,
+    analysis: Analysis,
+    tag_prefix: str = "stopit",
+) -> int:
+    """File one accepted message as a report; return its case id. Never commits.
+
+    A reply carrying the case tag (or In-Reply-To/References to a message of the case)
+    joins that case; an original already reported (same Message-ID, or same header/body
+    digest) joins the case that has it; anything else opens a case. Idempotent on
+    ``spool_id``: saving the same spool entry again returns the existing case.
+    """
+    for attempt in range(ATTEMPTS):
+        existing = session.scalar(select(Report.case_id).where(Report.spool_id == spool_id))
+        if existing is not None:
+            return existing
+        try:
+            with session.begin_nested():
+                return _file(session, spool_id, envelope, raw, analysis, tag_prefix)
+        except IntegrityError:
+            # another node won a race on a unique key; look again and join its rows
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def record_sent_message(session: Session, case_id: int, message_id: str) -> None:
+    """Remember a Message-ID stopitd sent for a case, so replies to it thread back."""
+    session.add(ThreadId(message_id=message_id.strip().strip("<>"), case_id=case_id, origin="sent"))
+
+
+def _file(
+    session: Session,
+    spool_id: str,
+    envelope: Envelope,
+    raw: bytes,
+    analysis: Analysis,
+    tag_prefix: str,
+) -> int:
+    now = datetime.now(UTC)
+    keys = sorted({k for o in analysis.originals for k in dedupe_keys(o)})
+    joined_by = "thread"
+    target = _thread_target(session, analysis, raw, tag_prefix)
+    if target is None and keys:
+        joined_by = "duplicate"
+        target = _duplicate_target(session, keys)
+    if target is None:
+        case = _new_case(analysis, now)
+        session.add(case)
+        session.flush()
+        joined_by = "new"
+    else:
+        case = session.execute(select(Case).where(Case.id == target).with_for_update()).scalar_one()
+    report = Report(
+        spool_id=spool_id,
+        case_id=case.id,
+        received_at=envelope.received_at or now,
+        reporter=_reporter(envelope, analysis),
+        rcpt_tos=list(envelope.rcpt_tos),
+        peer=envelope.peer,
+        helo=envelope.helo,
+        raw=raw,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+        subject=analysis.report.fields.subject,
+        message_id=analysis.report.fields.message_id,
+        analyzer_version=analysis.analyzer_version,
+        analysis={},
+        created_at=now,
+        joined_by=joined_by,
+    )
+    session.add(report)
+    session.flush()
+    if joined_by == "new":
+        for key in keys:  # a plain INSERT: a racing node's key makes us retry and join
+            session.add(DedupeKey(key=key, case_id=case.id))
+        session.flush()
+    else:
+        _insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case.id} for k in keys])
+    write_analysis(session, report, analysis, now=now)
+    if report.message_id:
+        session.add(ThreadId(message_id=report.message_id, case_id=case.id, origin="report"))
+    seen = sorted({i for o in analysis.originals for i in identities(o)})
+    link_identities(session, case.id, seen)
+    if joined_by == "new":
+        event = Event(
+            case_id=case.id,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            kind="created",
+            detail={"report": spool_id, "originals": len(analysis.originals)},
+        )
+        session.add(event)
+    else:
+        _update_joined(session, case, analysis, joined_by, spool_id, now)
+    session.flush()
+    return case.id
+
+
+def _reporter(envelope: Envelope, analysis: Analysis) -> str:
+    if envelope.mail_from:
+        return envelope.mail_from
+    from_ = analysis.report.fields.from_
+    return from_.address if from_ else ""
+
+
+def _new_case(analysis: Analysis, now: datetime) -> Case:
+    first = analysis.originals[0] if analysis.originals else None
+    subject = (first.fields.subject if first else "") or analysis.report.fields.subject
+    return Case(
+        status=CaseStatus.NEW.value,
+        subject=subject,
+        created_at=now,
+        updated_at=now,
+        relay_ip=first.source.relay_ip if first else "",
+        origin_ip=first.source.origin_ip if first else "",
+        source_mode=first.source.mode.value if first else "unknown",
+        from_address=first.fields.from_.address if first and first.fields.from_ else "",
+    )
+
+
+def _update_joined(
+    session: Session, case: Case, analysis: Analysis, how: str, spool_id: str, now: datetime
+) -> None:
+    case.updated_at = now
+    first = analysis.originals[0] if analysis.originals else None
+    if first is not None and not (case.relay_ip or case.origin_ip):
+        # the case opened without evidence (a description); this report brings some
+        case.relay_ip = first.source.relay_ip
+        case.origin_ip = first.source.origin_ip
+        case.source_mode = first.source.mode.value
+        case.from_address = first.fields.from_.address if first.fields.from_ else ""
+    session.add(
+        Event(
+            case_id=case.id,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            kind="report_added",
+            detail={"report": spool_id, "joined_by": how, "originals": len(analysis.originals)},
+        )
+    )
+    if how == "thread" and case.status == CaseStatus.CLOSED.value:
+        case.status = CaseStatus.OPEN.value
+        case.closed_at = None
+        session.add(
+            Event(
+                case_id=case.id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                kind="reopened",
+                detail={"reason": "the reporter replied", "report": spool_id},
+            )
+        )
+
+
+def reply_ids(analysis: Analysis, raw: bytes) -> list[str]:
+    """In-Reply-To and References ids of the report (from the analysis, else the raw
+    header block), without <>."""
+    ids = [i.strip().strip("<>") for i in analysis.report.in_reply_to if i.strip()]
+    if ids:
+        return ids
+    head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0][:262144]
+    msg = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    for name in ("In-Reply-To", "References"):
+        for value in msg.get_all(name) or []:
+            ids.extend(_MSGID.findall(str(value)))
+    return ids
+
+
+def _thread_target(session: Session, analysis: Analysis, raw: bytes, prefix: str) -> int | None:
+    for match in tag_pattern(prefix).finditer(analysis.report.fields.subject):
+        case_id = int(match.group(1))
+        if session.get(Case, case_id) is not None:
+            return case_id
+    ids = reply_ids(analysis, raw)
+    if not ids:
+        return None
+    found: int | None = session.scalar(
+        select(ThreadId.case_id)
+        .where(ThreadId.message_id.in_(ids))
+        .order_by(ThreadId.id.desc())
+        .limit(1)
+    )
+    return found
+
+
+def _duplicate_target(session: Session, keys: list[str]) -> int | None:
+    rows = session.execute(
+        select(DedupeKey.key, DedupeKey.case_id).where(DedupeKey.key.in_(keys))
+    ).all()
+    if not rows:
+        return None
+    # a Message-ID match beats a digest match; among equals, the oldest case
+    best = min(rows, key=lambda r: (not r.key.startswith("mid:"), r.case_id))
+    return int(best.case_id)
+
+
+def link_identities(session: Session, case_id: int, seen: list[IdentitySeen]) -> None:
+    """Get-or-create each identity (unique on kind+value) and attach it to the case."""
+    if not seen:
+        return
+    _insert_ignore(
+        session,
+        Identity.__table__,
+        [{"kind": i.kind, "value": i.value, "ip_key": i.ip_key} for i in seen],
+    )
+    ids = {
+        (kind, value): ident_id
+        for ident_id, kind, value in session.execute(
+            select(Identity.id, Identity.kind, Identity.value).where(
+                Identity.value.in_({i.value for i in seen})
+            )
+        )
+    }
+    links: dict[int, bool] = {}
+    for i in seen:
+        ident_id = ids[(i.kind, i.value)]
+        links[ident_id] = links.get(ident_id, False) or i.links
+    _insert_ignore(
+        session,
+        CaseIdentity.__table__,
+        [{"case_id": case_id, "identity_id": k, "links": v} for k, v in sorted(links.items())],
+    )
+
+
+def _insert_ignore(session: Session, table: object, rows: list[dict[str, object]]) -> None:
+    """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite."""
+    if not rows:
+        return
+    assert isinstance(table, Table)
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(insert(table).on_conflict_do_nothing(), rows)
