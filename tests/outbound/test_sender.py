@@ -192,6 +192,7 @@ def test_starttls_and_auth_with_password_file(
         assert settings.outbound.password_file == tmp_path / "password"
         assert deliver_due(sessions_for(sqlite_url), settings, now=T0).sent == 1
         assert len(host.messages) == 1
+        assert row(sqlite_url, oid).status == "sent"
     finally:
         host.stop()
 
