@@ -227,3 +227,21 @@ def test_disabled_outbound_queues_nothing(sqlite_url: str, tmp_path: Path) -> No
     with sessions() as session:
         assert session.scalars(select(OutboxRow)).first() is None
         assert OutboxStatus.QUEUED.value == "queued"
+
+
+def test_a_broken_admin_template_never_loses_the_report(sqlite_url: str, tmp_path: Path) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "ack.txt.j2").write_text("Subject: {{ tag }\n\n{{ nonsense }}\n")
+    settings = write_settings(tmp_path, sqlite_url, 2525, outbound='templates_dir = "templates"')
+    sessions = sessions_for(sqlite_url)
+    case_id, after = file_report(
+        sessions, settings, fixture("gmail-attached-original.eml"), mail_from=RITA, spool_id="t"
+    )
+    assert after.ack == NoReply.ERROR
+    with sessions() as session:
+        from stopitd.store.schema import Report
+
+        assert session.scalars(select(Report)).one().case_id == case_id  # saved all the same
+        assert session.scalars(select(OutboxRow)).first() is None
+        why = session.scalars(select(Event).where(Event.kind == "ack_skipped")).one()
+        assert why.detail["reason"] == "error" and "ack.txt.j2" in why.detail["error"]

@@ -296,3 +296,27 @@ def test_only_due_rows_are_claimed(sqlite_url: str, tmp_path: Path, status: str)
         assert found is not None
         found.status = status
     assert deliver_due(sessions, settings, now=T0 + timedelta(days=30)).claimed == 0
+
+
+def test_blocking_sender_thread_delivers_when_woken_and_stops(
+    sqlite_url: str, tmp_path: Path, smarthost: Smarthost
+) -> None:
+    from stopitd.outbound import run_sender_blocking
+
+    settings, oid = queue_ack(
+        sqlite_url, tmp_path, smarthost.port, outbound="poll_interval = 300.0"
+    )
+    stop, wake = threading.Event(), threading.Event()
+    thread = threading.Thread(
+        target=run_sender_blocking, args=(settings, stop), kwargs={"wake": wake}
+    )
+    thread.start()
+    try:
+        wake.set()
+        assert smarthost.handler.received.wait(30)
+    finally:
+        stop.set()
+        wake.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    assert len(smarthost.messages) == 1 and row(sqlite_url, oid).status == "sent"

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from stopitd.analysis.model import Analysis, Envelope
@@ -22,7 +24,11 @@ from stopitd.outbound.acks import acknowledge
 from stopitd.outbound.outbox import case_for_message_ids
 from stopitd.outbound.routing import auto_route, choose_office, queue_route_mail
 from stopitd.outbound.safety import NoReply
-from stopitd.outbound.sender import deliver_due, run_sender
+from stopitd.outbound.sender import deliver_due, run_sender, run_sender_blocking
+from stopitd.store.cases import SYSTEM_ACTOR
+from stopitd.store.schema import Event
+
+log = structlog.get_logger(__name__)
 
 __all__ = [
     "AfterSave",
@@ -32,6 +38,7 @@ __all__ = [
     "on_report_saved",
     "queue_route_mail",
     "run_sender",
+    "run_sender_blocking",
 ]
 
 
@@ -61,17 +68,40 @@ def on_report_saved(
     and routes a case that has no office yet by the ``[routing] rules``.
     """
     now = now or datetime.now(UTC)
-    office = auto_route(
-        session, case_id=case_id, analysis=analysis, envelope=envelope, settings=settings, now=now
-    )
-    ack = acknowledge(
-        session,
-        case_id=case_id,
-        spool_id=spool_id,
-        raw=raw,
-        analysis=analysis,
-        envelope=envelope,
-        settings=settings,
-        now=now,
-    )
+    try:
+        with session.begin_nested():
+            office = auto_route(
+                session,
+                case_id=case_id,
+                analysis=analysis,
+                envelope=envelope,
+                settings=settings,
+                now=now,
+            )
+            ack = acknowledge(
+                session,
+                case_id=case_id,
+                spool_id=spool_id,
+                raw=raw,
+                analysis=analysis,
+                envelope=envelope,
+                settings=settings,
+                now=now,
+            )
+    except SQLAlchemyError:
+        raise  # the store's trouble: the worker keeps the report queued and retries
+    except Exception as e:
+        # A broken admin template (or any bug here) must never stop a report from being
+        # saved: the outbound part is rolled back to its savepoint and the case says why.
+        log.error("outbound_failed", case_id=case_id, error=f"{type(e).__name__}: {e}")
+        session.add(
+            Event(
+                case_id=case_id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                kind="ack_skipped",
+                detail={"report": spool_id, "reason": NoReply.ERROR.value, "error": str(e)},
+            )
+        )
+        return AfterSave(ack=NoReply.ERROR, office=None)
     return AfterSave(ack=ack, office=office)

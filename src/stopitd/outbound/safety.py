@@ -59,6 +59,7 @@ class NoReply(StrEnum):
     DISABLED = "disabled"
     ALREADY_ACKNOWLEDGED = "already-acknowledged"  # this reporter already heard on this case
     ALREADY_DECIDED = "already-decided"  # the same report saved again (idempotent save)
+    ERROR = "error"  # rendering failed (e.g. a broken admin template): see the event
 
 
 def is_daemon_address(address: str) -> bool:

@@ -14,10 +14,12 @@ import asyncio
 import os
 import smtplib
 import ssl
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -313,6 +315,54 @@ async def run_sender(
             if done.claimed >= BATCH:
                 continue  # more may be due
             await _wait(stop_event, wake, pause)
+    finally:
+        if engine is not None:
+            engine.dispose()
+        log.info("outbox_sender_stopped")
+
+
+class StopFlag(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+def run_sender_blocking(
+    settings: Settings,
+    stop: StopFlag,
+    *,
+    wake: threading.Event | None = None,
+    sessions: sessionmaker[Session] | None = None,
+) -> None:
+    """The same loop for a thread (the worker process runs it beside the worker).
+
+    It sleeps on ``wake`` (set it when mail was queued, and when ``stop`` is set) or, with
+    no ``wake``, on ``stop``; ``poll_interval`` bounds every sleep.
+    """
+    if not settings.outbound.enabled:
+        log.info("outbox_sender_disabled")
+        return
+    engine = None
+    if sessions is None:
+        engine = db.make_engine(settings.database.url)
+        sessions = db.make_sessionmaker(engine)
+    pause = settings.outbound.poll_interval
+    log.info("outbox_sender_started", smarthost=settings.outbound.smarthost)
+    try:
+        while not stop.is_set():
+            try:
+                done = deliver_due(sessions, settings)
+                pause = settings.outbound.poll_interval
+            except SQLAlchemyError as e:
+                log.warning("outbox_store_unavailable", error=str(e).splitlines()[0])
+                done = Round()
+                pause = min(pause * 2, settings.outbound.retry_max)
+            if done.claimed >= BATCH or stop.is_set():
+                continue
+            if wake is not None:
+                wake.wait(pause)
+                wake.clear()
+            else:
+                stop.wait(pause)
     finally:
         if engine is not None:
             engine.dispose()
