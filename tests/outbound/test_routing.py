@@ -101,7 +101,7 @@ def test_new_case_is_routed_and_the_office_gets_the_evidence(
         case = session.get(Case, case_id)
         assert case is not None and case.office == "security"
         routed = session.scalars(select(Event).where(Event.kind == "routed")).one()
-        assert routed.detail == {"office": "security", "by": "routing-rules"}
+        assert routed.detail == {"from": None, "to": "security", "by": "routing-rules"}
         route = session.scalars(select(OutboxRow).where(OutboxRow.kind == "route")).one()
     assert route.rcpt_to == "security@example.edu"
     msg = email.message_from_bytes(route.raw, policy=email.policy.default)

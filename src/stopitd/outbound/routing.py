@@ -190,7 +190,7 @@ def auto_route(
             at=now,
             actor=SYSTEM_ACTOR,
             kind="routed",
-            detail={"office": office, "by": "routing-rules"},
+            detail={"from": None, "to": office, "by": "routing-rules"},
         )
     )
     if settings.outbound.enabled:
