@@ -320,3 +320,44 @@ def test_blocking_sender_thread_delivers_when_woken_and_stops(
         thread.join(30)
     assert not thread.is_alive()
     assert len(smarthost.messages) == 1 and row(sqlite_url, oid).status == "sent"
+
+
+def test_sigkill_mid_delivery_resends_the_same_message_never_loses_it(
+    store_url: str, tmp_path: Path, smarthost: Smarthost
+) -> None:
+    """A real sender process is SIGKILLed after the smarthost got the data but before the
+    outcome was committed: the row stays `sending`, and after the lease it goes out again
+    with the same Message-ID (at-least-once: a duplicate, never a loss)."""
+    import subprocess
+    import sys
+
+    gate = threading.Event()
+    smarthost.handler.data_gate = gate
+    settings, oid = queue_ack(store_url, tmp_path, smarthost.port, outbound="send_lease = 5.0")
+    script = (
+        "import sys; from pathlib import Path; from stopitd import config; "
+        "from stopitd.outbound.sender import deliver_due; from stopitd.store import db; "
+        "s = config.load(Path(sys.argv[1])); "
+        "deliver_due(db.make_sessionmaker(db.make_engine(s.database.url)), s)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "stopitd.toml")])
+    try:
+        assert smarthost.handler.data_started.wait(60)
+        proc.kill()
+        proc.wait(30)
+    finally:
+        gate.set()
+    # aiosmtpd drops a transaction whose client vanished before the reply; a real MTA may
+    # already have queued it. Either way the row is still `sending`: nothing is lost.
+    in_flight = row(store_url, oid)
+    assert in_flight.status == "sending" and in_flight.sent_at is None
+    sessions = sessions_for(store_url)
+    assert deliver_due(sessions, settings).claimed == 0  # the lease still holds
+    later = datetime.now(UTC) + timedelta(seconds=6)
+    assert deliver_due(sessions, settings, now=later).sent == 1
+    assert 1 <= len(smarthost.messages) <= 2
+    copies = {m.data for m in smarthost.messages}
+    assert len(copies) == 1  # any duplicate is the same bytes and Message-ID
+    assert f"Message-ID: <{in_flight.message_id}>".encode() in copies.pop()
+    sent = row(store_url, oid)
+    assert sent.status == "sent" and sent.attempts == 2
