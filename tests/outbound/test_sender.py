@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from stopitd.cli import main
 from stopitd.config import Settings
@@ -106,7 +107,10 @@ def test_5xx_fails_with_the_reason_and_outbox_retry_sends_it(
     smarthost.handler.rcpt_replies[RITA] = "550 5.1.1 <reporter.rita@gmail.com>: no such user"
     settings, oid = queue_ack(sqlite_url, tmp_path, smarthost.port)
     sessions = sessions_for(sqlite_url)
-    assert deliver_due(sessions, settings, now=T0).failed == 1
+    with capture_logs() as logs:
+        assert deliver_due(sessions, settings, now=T0).failed == 1
+    assert [e["event"] for e in logs] == ["mail_failed"]
+    assert RITA not in repr(logs) and "<address>" in logs[0]["reply"]  # privacy in logs
     failed = row(sqlite_url, oid)
     assert failed.status == "failed"
     assert failed.last_error.startswith("550 5.1.1") and "no such user" in failed.last_error

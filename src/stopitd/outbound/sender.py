@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import smtplib
 import ssl
 import threading
@@ -33,6 +34,12 @@ from stopitd.store.outbox_schema import OutboxRow
 log = structlog.get_logger(__name__)
 
 BATCH = 50
+_ADDRESS = re.compile(r"[^\s<>\"',;:]+@[^\s<>\"',;:]+")
+
+
+def redact(text: str) -> str:
+    """Smarthost replies often quote the recipient: logs above debug never name one."""
+    return _ADDRESS.sub("<address>", text)
 
 
 class TemporaryFailure(Exception):
@@ -248,7 +255,9 @@ def deliver_due(
                 except PermanentFailure as e:
                     with sessions.begin() as session:
                         outbox.mark_failed(session, job.id, now, str(e))
-                    log.warning("mail_failed", outbox_id=job.id, mail=job.kind, reply=str(e))
+                    log.warning(
+                        "mail_failed", outbox_id=job.id, mail=job.kind, reply=redact(str(e))
+                    )
                     failed += 1
                     continue
             with sessions.begin() as session:
@@ -263,7 +272,7 @@ def deliver_due(
                     why = f"undeliverable for {out.give_up_after / 3600:g} h: {outcome}"
                     outbox.mark_failed(session, job.id, now, why)
                     failed += 1
-                    log.warning("mail_failed", outbox_id=job.id, mail=job.kind, reply=why)
+                    log.warning("mail_failed", outbox_id=job.id, mail=job.kind, reply=redact(why))
                 else:
                     retry_at = now + retry_delay(out, job.attempts)
                     outbox.mark_deferred(session, job.id, now, retry_at, outcome)
@@ -272,7 +281,7 @@ def deliver_due(
                         "mail_deferred",
                         outbox_id=job.id,
                         mail=job.kind,
-                        reason=outcome,
+                        reason=redact(outcome),
                         retry_at=retry_at.isoformat(),
                     )
     return Round(claimed=len(jobs), sent=sent, deferred=deferred, failed=failed)
