@@ -21,7 +21,7 @@ def _analyze_original(original: Original, policy: Policy) -> Original:
     hops = tuple(received.parse_received(f.value) for f in fields if f.key == "received")
     walk = trust.walk(hops, fields, policy.trust)
     recorded = authres.read_recorded(fields, walk, policy.trust)
-    estimate = source.estimate(original, walk, recorded, None, policy.trust)
+    estimate = source.estimate(original, walk, recorded, None, policy.trust, fields)
     return replace(
         original,
         hops=walk.hops,

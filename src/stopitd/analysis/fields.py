@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -32,10 +33,18 @@ def parse_addresses(value: str | None) -> tuple[Address, ...]:
     return tuple(out)
 
 
+_BRACKETED = re.compile(r"<\s*([^<>\s]+)\s*>")
+
+
 def message_id(value: str | None) -> str:
+    """The id without <> (and without comments or junk around it)."""
     if not value:
         return ""
-    return value.strip().strip("<>").strip()
+    m = _BRACKETED.search(value)
+    if m is not None:
+        return m.group(1)
+    words = value.strip().strip("<>").split()
+    return words[0] if words else ""
 
 
 def key_fields(fields: list[HeaderField]) -> KeyFields:

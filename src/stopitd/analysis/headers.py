@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _FOLD = re.compile(r"\r?\n[ \t]")
+# A field name as real mail writes it (RFC 5322 allows more, but `h=From:To` inside a
+# re-wrapped DKIM-Signature must not read as a field).
+_NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9_.-]*[ \t]*:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,13 +22,51 @@ class HeaderField:
     def key(self) -> str:
         return self.name.lower()
 
+    @property
+    def decoded(self) -> str:
+        """The value with RFC 2047 encoded words decoded."""
+        return decode_words(self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBlock:
+    """A parsed header block and what was odd about it (codes only; callers word them)."""
+
+    fields: list[HeaderField]
+    junk_lines: int = 0  # lines that were neither a field nor a continuation
+    truncated_fields: bool = False  # more fields than the limit allowed
+    truncated_length: bool = False  # block longer than the limit allowed
+
+
+def header_end(raw: bytes, start: int = 0) -> tuple[int, int]:
+    """(end of the header block, start of the body) from ``start``.
+
+    The block ends at the first empty line; the body starts after it. A message that
+    starts with an empty line has an empty header block. No empty line: all header.
+    """
+    if raw.startswith(b"\r\n", start):
+        return start, start + 2
+    if raw.startswith(b"\n", start):
+        return start, start + 1
+    pos = start
+    n = len(raw)
+    while pos < n:
+        nl = raw.find(b"\n", pos)
+        if nl < 0:
+            return n, n
+        nxt = nl + 1
+        if raw.startswith(b"\r\n", nxt):
+            return nxt, nxt + 2
+        if raw.startswith(b"\n", nxt):
+            return nxt, nxt + 1
+        pos = nxt
+    return n, n
+
 
 def split_message(raw: bytes) -> tuple[bytes, bytes]:
     """Split at the first empty line: (header block, body). No empty line: all header."""
-    m = _BLANK_LINE.search(raw)
-    if m is None:
-        return raw, b""
-    return raw[: m.start()] + raw[m.start() : m.end()].split(b"\n", 1)[0] + b"\n", raw[m.end() :]
+    end, body = header_end(raw)
+    return raw[:end], raw[body:]
 
 
 def _text(raw: bytes) -> str:
@@ -36,14 +76,23 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-def parse_fields(block: bytes, max_fields: int | None = None) -> list[HeaderField]:
-    """Ordered header fields of a header block. Lines before the first field and lines that
-    are not `name: value` (nor continuations) are ignored; the caller decides if that is odd.
+def parse_block(
+    block: bytes, max_fields: int | None = None, max_length: int | None = None
+) -> HeaderBlock:
+    """Ordered header fields of a header block, with counts of what did not fit.
+
+    A leading mbox ``From `` line and lines that are neither ``name: value`` nor
+    continuations are skipped (and counted).
     """
+    truncated_length = False
+    if max_length is not None and len(block) > max_length:
+        cut = block.rfind(b"\n", 0, max_length)
+        block = block[: cut + 1] if cut >= 0 else block[:max_length]
+        truncated_length = True
     fields: list[HeaderField] = []
-    lines = block.splitlines(keepends=True)
-    start: int | None = None
     current: list[bytes] = []
+    junk = 0
+    truncated = False
 
     def flush() -> None:
         if not current:
@@ -58,24 +107,32 @@ def parse_fields(block: bytes, max_fields: int | None = None) -> list[HeaderFiel
             )
         )
 
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and current:
-            current.append(line)
+    for n, line in enumerate(block.splitlines(keepends=True)):
+        if line[:1] in (b" ", b"\t"):
+            if current:
+                current.append(line)
+            elif line.strip():
+                junk += 1
             continue
-        colon = line.find(b":")
-        if colon > 0 and b" " not in line[:colon].strip(b" \t") and line[:1] not in (b" ", b"\t"):
-            flush()
-            current = [line]
-            start = 0
-            if max_fields is not None and len(fields) >= max_fields:
-                current = []
-                break
-        else:
+        if _NAME.match(line):
             flush()
             current = []
+            if max_fields is not None and len(fields) >= max_fields:
+                truncated = True
+                break
+            current = [line]
+            continue
+        flush()
+        current = []
+        if not (n == 0 and line.startswith(b"From ")) and line.strip():
+            junk += 1
     flush()
-    del start
-    return fields
+    return HeaderBlock(fields, junk, truncated, truncated_length)
+
+
+def parse_fields(block: bytes, max_fields: int | None = None) -> list[HeaderField]:
+    """Ordered header fields of a header block (see ``parse_block``)."""
+    return parse_block(block, max_fields).fields
 
 
 def get(fields: list[HeaderField], name: str) -> str | None:
@@ -98,5 +155,5 @@ def decode_words(value: str) -> str:
         return value
     try:
         return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
+    except (ValueError, LookupError, UnicodeError, AssertionError):
         return value

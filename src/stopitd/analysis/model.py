@@ -179,6 +179,7 @@ class SourceEstimate:
     confidence: Confidence = Confidence.NONE
     reasons: tuple[Reason, ...] = ()
     boundary_index: int | None = None  # index into hops of the hand-off hop
+    origin_index: int | None = None  # index into hops of the hop that names origin_ip
 
 
 # --- authentication -------------------------------------------------------------------
@@ -302,6 +303,9 @@ class Original:
     auth: AuthSummary = field(default_factory=AuthSummary)
     envelope_sender: str = ""  # Return-Path of the original, when it carries one
     sha256: str = ""
+    found_in: int | None = None  # index of the original this one was forwarded inside
+    filename: str = ""  # the attachment's file name (.eml/.msg), when it had one
+    feedback: tuple[tuple[str, str], ...] = ()  # ARF message/feedback-report fields, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,6 +437,7 @@ def _source(d: Mapping[str, Any]) -> SourceEstimate:
         confidence=Confidence(d.get("confidence", "none")),
         reasons=tuple(Reason(str(r["code"]), str(r["text"])) for r in d.get("reasons", [])),
         boundary_index=d.get("boundary_index"),
+        origin_index=d.get("origin_index"),
     )
 
 
@@ -545,6 +550,9 @@ def analysis_from_json(data: Mapping[str, Any], raws: Sequence[bytes] = ()) -> A
                 auth=_auth(o.get("auth", {})),
                 envelope_sender=o.get("envelope_sender", ""),
                 sha256=o.get("sha256", ""),
+                found_in=o.get("found_in"),
+                filename=o.get("filename", ""),
+                feedback=tuple((str(k), str(v)) for k, v in o.get("feedback", [])),
             )
         )
     return Analysis(

@@ -1,50 +1,625 @@
-"""One Received header value -> one Hop (pure)."""
+"""One Received header value -> one Hop (pure). One hop per header, always.
+
+The value is read in three parts: the *from* part (up to the first ``by`` outside
+parentheses), the rest (``by``, ``with``, ``id``, ``for`` and comments), and the date after
+the last ``;``. The from part is split into its first word and its top-level comments
+(``(...)``) and bare words; what each comment holds (``rdns [ip]``, ``[ip] helo=x``,
+``HELO x``, a bare ``ip``...) and which MTA wrote the line (Exim, qmail, Exchange, ...)
+decide which name is the HELO and which the reverse DNS. The ``ip`` only ever comes from
+the connection part of the from part, never from the HELO, ``by``, ``id`` or date.
+
+Status follows the convention of SpamAssassin's relay parser: ``parsed`` for a network
+hand-over with an IP (a relay), ``skipped`` for lines that are deliberately no relay
+(``by``-only lines, local hand-overs, fetchmail/getmail, ``from userid``), and
+``unparseable`` for the rest. Skipped hops still carry whatever fields could be read.
+
+Only the first ``_MAX_PARSED`` characters are parsed (the date is read from the end), so a
+hostile 1 MB header costs no more than a normal one; every regex is linear.
+"""
 
 from __future__ import annotations
 
-import ipaddress
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
+from stopitd.analysis import ipaddr
 from stopitd.analysis.fields import parse_date
 from stopitd.analysis.model import Hop, HopStatus
 
-_FROM = re.compile(r"^\s*from\s+(\S+)\s*(?:\(([^)]*)\))?", re.IGNORECASE)
-_BY = re.compile(r"\bby\s+([^\s;()]+)", re.IGNORECASE)
-_WITH = re.compile(r"\bwith\s+([^\s;()]+)", re.IGNORECASE)
-_BRACKET_IP = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
+_MAX_PARSED = 4096
+_DATE_TAIL = 400
+
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+_FLAT_ITEM = re.compile(r"\(([^()]*)\)|([^\s()]+)")
+_NESTED = re.compile(r"\([^()]*\(|\)[^()]*\)")
+_FIRST_BY = re.compile(r"(?<![^\s)])by(?=\s)", re.IGNORECASE)
+_TOP_BY = re.compile(r"\(|\)|(?<![^\s)])by(?=\s)", re.IGNORECASE)
+_WITH = re.compile(r"(?<!\S)with\s+([^\s;()]+)(?:\s+([^\s;()]+))?", re.IGNORECASE)
+_ID = re.compile(r"(?<!\S)id\s+<?([^\s<>;]{3,})", re.IGNORECASE)
+_FOR = re.compile(r"(?<!\S)for\s+<?([^\s<>;()]+@[^\s<>;()]+|[^\s<>;()]+)>?", re.IGNORECASE)
+_ENV_FROM = re.compile(
+    r"(?:envelope-(?:from|sender)|return-path)[:= ]\s*<?([^\s<>;()]*)>?", re.IGNORECASE
+)
+_FRACTION = re.compile(r"(\d\d:\d\d:\d\d)\.\d+")
+_ISO_TAIL = re.compile(
+    r"(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.\d+)?\s*(?:([+-])(\d\d):?(\d\d)|Z)?"
+    r"(?:\s+UTC)?\s*$"
+)
+_DATE_NO_SEMI = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?\s+)?\d{1,2}\s+"
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{2,4}\s+\d{1,2}:\d\d(?::\d\d)?"
+    r"(?:\.\d+)?(?:\s+[+-]?\w{1,5})?(?:\s+\([^()]{0,20}\))?\s*$",
+    re.IGNORECASE,
+)
+_MONTHS = {
+    m: i for i, m in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_RFC_DATE = re.compile(
+    r"(?:[A-Za-z]{3},?\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{2,4})\s+(\d{1,2}):(\d\d)(?::(\d\d))?"
+    r"(?:\.\d+)?\s*(?:([+-])(\d\d)(\d\d)|GMT|UTC|UT|Z)(?:\s*\([^()]{0,40}\))?\s*$"
+)
+_AUTH_WITH = re.compile(r"^(?:(?:ES|L|UTF8S|UTF8L)MTPS?A|ASMTP|HTTP[SU]?)$", re.IGNORECASE)
+_AUTH_SENDER = re.compile(r"\(Authenticated sender: ([^\s)]+)\)", re.IGNORECASE)
+_AUTHENTICATED = re.compile(r"\((authenticated[^()]{0,80})\)", re.IGNORECASE)
+_AUTH_COURIER = re.compile(r"\(AUTH: (LOGIN|PLAIN|DIGEST-MD5|CRAM-MD5)\b", re.IGNORECASE)
+_VIA_HTTP = re.compile(r"\(via (HTTP\S?)\)", re.IGNORECASE)
+_QMAIL_WITH = re.compile(r"^(?:\S+ )*?(?:SMTP|QMQP)(?! id )")
+_HELO_EQ = re.compile(r"(?:^|\s)helo=([^\s()]+)", re.IGNORECASE)
+_HELO_WORD = re.compile(r"(?:^|\s)(?:HELO|EHLO)\s+([^\s()]*)")
+_FETCH = re.compile(r"^(?:POP3|IMAP)", re.IGNORECASE)
+_NO_IP_SKIPS = (
+    "localhost",
+    "unknown",
+    "unverified",
+    "[local]",
+    "[unix socket]",
+    "AUTH:",
+    "(Content Technologies",
+    "(LSMTP for",
+    "(Jetsend",
+    " with Thrift",
+    " with MailEnable",
+    "UNIX:",
+    "(AVG SMTP",
+    "Unknown/Local",
+)
 
 
-def _normalise_ip(text: str) -> str:
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A top-level piece of the from part: a bare word, or the inside of a (comment)."""
+
+    group: bool
+    text: str
+    attached: bool = False  # a comment glued to the word before it: host(1.2.3.4)
+
+
+@dataclass(frozen=True, slots=True)
+class _Conn:
+    """What the from part says about the connection."""
+
+    ip: str = ""
+    rdns: str = ""
+    helo: str = ""
+    form: str = ""  # which shape gave the ip, for the dialect rules (and fetch handling)
+
+
+_NONE = _Conn()
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _split_date(value: str) -> tuple[str, datetime | None]:
+    """(text without the date, date in UTC). The date follows the last ';' (or ends the line)."""
+    long = len(value) > _MAX_PARSED
+    text = _collapse(value[:_MAX_PARSED] if long else value).rstrip(" ;")
+    tail = _collapse(value[-_DATE_TAIL:]).rstrip(" ;") if long else text
+    semi = tail.rfind(";")
+    if semi >= 0:
+        date = _parse_date(tail[semi + 1 :])
+        if date is not None:
+            return (text if long else text[:semi].rstrip(" ;")), date
+    end = tail[-80:]
+    if "-" in end:
+        iso = _ISO_TAIL.search(end)
+        if iso is not None:
+            date = _iso_date(iso)
+            if date is not None:
+                return (text if long else text[: len(text) - len(iso.group(0))].rstrip()), date
+    plain = _DATE_NO_SEMI.search(end)
+    if plain is not None:
+        date = _parse_date(plain.group(0))
+        if date is not None:
+            return (text if long else text[: len(text) - len(plain.group(0))].rstrip(" ;")), date
+    return text, None
+
+
+def _parse_date(text: str) -> datetime | None:
+    text = text.strip()
+    m = _RFC_DATE.match(text)
+    if m is not None and m.group(2).lower() in _MONTHS:  # the common shape, quickly
+        day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+        y = int(year)
+        y += 2000 if y < 50 else (1900 if y < 100 else 0)
+        try:
+            dt = datetime(y, _MONTHS[mon.lower()], int(day), int(hh), int(mm), int(ss or 0),
+                          tzinfo=UTC)
+        except ValueError:
+            return None
+        if sign:
+            offset = timedelta(hours=int(oh), minutes=int(om))
+            dt = dt - offset if sign == "+" else dt + offset
+        return dt
+    if not text or not any(c.isdigit() for c in text):
+        return None
+    return parse_date(_FRACTION.sub(r"\1", text))
+
+
+def _iso_date(m: re.Match[str]) -> datetime | None:
+    y, mo, d, h, mi, s, sign, oh, om = m.groups()
     try:
-        ip = ipaddress.ip_address(text)
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=UTC)
     except ValueError:
+        return None
+    if sign:
+        offset = (int(oh) * 60 + int(om)) * 60
+        dt = dt.fromtimestamp(dt.timestamp() - (offset if sign == "+" else -offset), UTC)
+    return dt
+
+
+def _top_level_by(text: str) -> int:
+    """Index of the first ``by`` keyword outside parentheses, or -1."""
+    m = _FIRST_BY.search(text)
+    if m is not None:
+        before = text[: m.start()]
+        if before.count("(") == before.count(")") and not _NESTED.search(before):
+            return m.start()  # the usual case: no unbalanced comment before it
+    depth = 0
+    first_any = -1
+    for m in _TOP_BY.finditer(text):
+        t = m.group()
+        if t == "(":
+            depth += 1
+        elif t == ")":
+            depth = max(0, depth - 1)
+        else:
+            if depth == 0:
+                return m.start()
+            if first_any < 0:
+                first_any = m.start()
+    return first_any
+
+
+def _items(part: str, limit: int = 8) -> list[_Item]:
+    items: list[_Item] = []
+    if part.count("(") == part.count(")") and not _NESTED.search(part):
+        for m in _FLAT_ITEM.finditer(part):  # no nesting: one regex pass
+            if m.group(1) is not None:
+                glued = m.start() > 0 and not part[m.start() - 1].isspace()
+                items.append(_Item(True, m.group(1), glued))
+            else:
+                items.append(_Item(False, m.group(2)))
+            if len(items) >= limit:
+                break
+        return items
+    depth = 0
+    start = 0
+    attached = False
+    for m in _TOKEN.finditer(part):
+        t = m.group()
+        if t == "(":
+            if depth == 0:
+                start = m.end()
+                attached = m.start() > 0 and not part[m.start() - 1].isspace()
+            depth += 1
+        elif t == ")":
+            if depth > 0:
+                depth -= 1
+                if depth == 0:
+                    items.append(_Item(True, part[start : m.start()], attached))
+        elif depth == 0:
+            items.append(_Item(False, t))
+        if len(items) >= limit:
+            return items
+    if depth > 0:
+        items.append(_Item(True, part[start:], attached))
+    return items
+
+
+def _bracket_ip(token: str) -> str:
+    """The IP of ``[ip]``, ``[IPv6:ip]``, ``[ip]:port``, ``[ip:port]``, ``[ip.port]``."""
+    if not token.startswith("["):
         return ""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        return str(ip.ipv4_mapped)
-    return str(ip)
+    end = token.find("]")
+    inner = token[1:end] if end > 0 else token[1:]
+    ip = ipaddr.normalise(inner)
+    if not ip and inner.count(".") == 4:  # Exim's odd [a.b.c.d.port]
+        ip = ipaddr.normalise(inner.rsplit(".", 1)[0])
+    if not ip and inner.count(":") == 1:  # ecelerity's [a.b.c.d:port]
+        ip = ipaddr.normalise(inner.split(":", 1)[0])
+    return ip
+
+
+def _bare_ip(token: str) -> str:
+    """The IP of ``ip``, ``ip:port``, ``ident@ip``, ``ident@[ip]`` (no other decoration)."""
+    if "@" in token:
+        token = token.rsplit("@", 1)[1]
+    if token.startswith("["):
+        return _bracket_ip(token)
+    return ipaddr.normalise(token.rstrip(","))
+
+
+def _clean_rdns(name: str, keep_ident: bool = False) -> str:
+    if "@" in name and not keep_ident:  # IDENT:user@host, user@host
+        name = name.rsplit("@", 1)[1]
+    name = name.rstrip(".")
+    if name.lower() in ("unknown", "softdnserr") or name.startswith(("[", "<")):
+        return ""
+    return name
+
+
+_CONNECTION_FORMS = ("rdns-bracket", "bracket", "ident-bracket", "bare", "space-bracket")
+
+
+def _read_group(text: str) -> _Conn:
+    """What one top-level comment of the from part says about the connection."""
+    words = text.split()
+    if not words:
+        return _NONE
+    first = words[0]
+    if first.upper() in ("HELO", "EHLO", "LHLO"):
+        return _Conn(helo=words[1] if len(words) > 1 else "", form="helo")
+    if text.startswith(" ["):  # "( [1.2.3.4])": the address only
+        return _Conn(ip=_bracket_ip(first), form="space-bracket")
+    if first.startswith("["):
+        ip = _bracket_ip(first)
+        helo = _HELO_EQ.search(text)
+        rest = text[len(first) :].strip()
+        return _Conn(
+            ip=ip,
+            helo=helo.group(1) if helo else "",
+            form="bracket" if not rest else ("bracket-helo" if helo else "bracket-more"),
+        )
+    if "[" in first and not first.startswith("[") and "@[" not in first and "=" not in first:
+        pos = first.index("[")
+        ip = _bracket_ip(first[pos:])
+        if ip:
+            return _Conn(ip=ip, rdns=_clean_rdns(first[:pos], True), form="rdns-bracket")
+    if len(words) > 1 and words[1].startswith("["):
+        ip = _bracket_ip(words[1])
+        if ip:
+            return _Conn(ip=ip, rdns=_clean_rdns(first, True), form="rdns-bracket")
+    ip = _bare_ip(first)
+    if ip and not first.startswith("[") and first.count(":") == 1 and "." in first:
+        return _Conn(ip=ip, form="bare-port")  # XMail's (ip:port)
+    if ip and "@[" in first and len(words) == 1:
+        return _Conn(ip=ip, form="ident-bracket")
+    if ip:
+        helo = _HELO_WORD.search(text)
+        if first.endswith(","):  # smap: host(ip, HELO name)
+            return _Conn(ip=ip, helo=helo.group(1) if helo else "", form="bare-helo")
+        return _Conn(ip=ip, form="bare" if len(words) == 1 else "bare-more")
+    m = _HELO_EQ.search(text) or _HELO_WORD.search(text)
+    return _Conn(helo=m.group(1), form="helo") if m else _NONE
+
+
+def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Conn:
+    """Decide ip, rdns and helo from the from part's items and the MTA's dialect."""
+    exim = "Exim" in text
+    mapi = with_.lower() == "mapi" and " with mapi id " in text
+    if not items:
+        return _NONE
+    if items[0].group:  # from ([1.2.3.4]) by ..., from (helo [1.2.3.4]) by ...
+        g = _read_group(items[0].text)
+        if g.form == "rdns-bracket":  # "(name [ip])": the name is a HELO here
+            raw = items[0].text.split()[0]
+            return _Conn(ip=g.ip, helo="" if raw.startswith("<") else raw, form="paren-only")
+        ported = "]:" in items[0].text or ":" in items[0].text.split("]")[0][-6:]
+        if ported and g.ip and "." in g.ip and not g.helo:  # ecelerity "([ip:port])"
+            return _Conn(ip=g.ip, form="first-skip")
+        return _Conn(ip=g.ip, helo=g.helo, form="paren-only") if g.ip else _NONE
+    first = items[0].text
+    rest = items[1:]
+    groups = [_read_group(i.text) for i in rest if i.group]
+    words = [i.text for i in rest if not i.group]
+    first_ip = _bracket_ip(first) if first.startswith("[") else ipaddr.normalise(first)
+    after_host = after_by.split(None, 2)[2] if after_by.count(" ") >= 2 else ""
+
+    # from name (rdns [ip]) ...: Sendmail, Postfix, Gmail, Courier, CommuniGate, ...
+    for g in groups:
+        if g.form == "rdns-bracket":
+            # Sendmail's "(ident@host [ip])": the ident is dropped only where SpamAssassin
+            # drops it (a "by host (version)" line that is not Postfix's)
+            sendmail = after_host.startswith("(") and " (Postfix) with" not in text
+            rdns = _clean_rdns(g.rdns) if sendmail else g.rdns
+            return _Conn(ip=g.ip, rdns=rdns, helo=first, form="rdns-bracket")
+
+    helo_group = next((g for g in groups if g.form == "helo"), None)
+    ip_group = next((g for g in groups if g.ip), None)
+    bare_bracket = next((w for w in words if w.startswith("[") and _bracket_ip(w)), "")
+
+    if first_ip and first.startswith("[") and not exim:
+        # from [helo-literal] ([ip]) / ( [ip]) / [ip]: the literal is the HELO
+        plain_helo = (
+            ip_group is not None and ip_group.form == "bracket-helo"
+            and after_host.startswith("with ") and "]:" not in items[1].text
+        )
+        if ip_group is not None and (ip_group.form in _CONNECTION_FORMS or plain_helo):
+            helo = "" if ip_group.form == "space-bracket" else first
+            if plain_helo:
+                helo = ip_group.helo
+            if helo_group is not None:
+                helo = helo_group.helo
+            return _Conn(ip=ip_group.ip, rdns=ip_group.rdns, helo=helo, form="bracket")
+        if ip_group is not None:  # "[ip] ([ip2]:port helo=x)": the first is the address
+            return _Conn(ip=first_ip, helo=ip_group.helo, form="first-bracket")
+        if bare_bracket:
+            return _Conn(ip=_bracket_ip(bare_bracket), helo=first, form="word-bracket")
+    if first_ip:  # from [1.2.3.4] (...) / from 1.2.3.4 (...) / from [ip]:port (HELO x)
+        if ip_group is not None and not first.startswith("["):
+            if "with HTTP" in after_by or "with HTTP" in text:  # webmail, numeric "HELO"
+                return _Conn(ip=first_ip, form="first")
+            if ip_group.form.startswith("bracket"):
+                return _Conn(ip=ip_group.ip, helo=first, form="bracket")
+            if helo_group is None:
+                return _Conn(ip=ip_group.ip, rdns=_clean_rdns(first), helo=first, form="qmail")
+        if helo_group is not None and ip_group is not None:
+            rdns = _clean_rdns(first)
+            return _Conn(ip=ip_group.ip, rdns=rdns, helo=helo_group.helo, form="qmail")
+        helo = helo_group.helo if helo_group is not None else ""
+        if not helo:
+            helo = next((g.helo for g in groups if g.helo), "")
+        if first.startswith("["):
+            if not helo and not groups and not words and after_by.count(" ") < 2:
+                helo = first  # "from [ip] by host;": nothing else to go on
+            return _Conn(ip=first_ip, helo=helo, form="first-bracket")
+        hotmail = ".hotmail.msn.com" in after_by[:80] or "with HTTP (WebMailUI)" in after_by
+        known = _starts_with(after_host, ("with ", "(smtpl", "(interscan"))
+        if not groups and not words and not hotmail and not known:
+            return _Conn(ip=first_ip, form="first-skip")
+        return _Conn(ip=first_ip, helo=helo, form="first")
+
+    if helo_group is not None and ip_group is not None:
+        # qmail, qpsmtpd, Yahoo: from rdns (HELO helo) (ident@ip)
+        return _Conn(ip=ip_group.ip, rdns=_clean_rdns(first), helo=helo_group.helo, form="qmail")
+    if helo_group is not None and bare_bracket:  # GMX: from rdns (EHLO helo) [ip] by host (x)
+        gmx = after_host.startswith("(") and " with " in after_host[:80]
+        rdns = _clean_rdns(first) if gmx else ""
+        return _Conn(ip=_bracket_ip(bare_bracket), rdns=rdns, helo=helo_group.helo, form="qmail")
+
+    if ip_group is not None:
+        g = ip_group
+        attached = next((i.attached for i in rest if i.group), False)
+        if attached:  # smap / obtuse: host(1.2.3.4) or host(1.2.3.4, HELO x)
+            return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=g.helo, form="smap")
+        if g.form == "space-bracket":
+            return _Conn(ip=g.ip, form="space-bracket")
+        if g.form.startswith("bracket"):
+            if exim:  # Exim writes the verified host name first, then [ip] helo=...
+                helo = g.helo or first
+                return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=helo, form="exim")
+            if g.form == "bracket-helo":  # rdns only in the exact "([ip] helo=x) by h with"
+                plain = items[1].text.split()[0].endswith("]") and len(items[1].text.split()) == 2
+                rdns = _clean_rdns(first) if plain and after_host.startswith("with ") else ""
+                return _Conn(ip=g.ip, rdns=rdns, helo=g.helo, form="bracket-helo")
+            if "CommuniGate Pro" in text and items[1].text.endswith(" verified"):
+                return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=first, form="cgp")
+            at = next(n for n, i in enumerate(rest) if i.group and _read_group(i.text).ip)
+            ip_last = all(i.group and i.text.startswith("envelope-") for i in rest[at + 1 :])
+            if g.form == "bracket" and not mapi and ip_last and _qmail_with(after_by):
+                return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=first, form="qmail")
+            return _Conn(ip=g.ip, helo=first, form="bracket")
+        if g.form == "ident-bracket" and not _qmail_with(after_by):
+            return _Conn(ip=g.ip, helo=first, form="bracket")  # sendmail: helo (ident@[ip])
+        # bare ip in parentheses: qmail, Exchange, getmail, XMail, Scalix
+        if g.form == "bare-port" and "[XMail " not in text:
+            return _NONE  # no MTA but XMail writes (ip:port): not a connection we know
+        if mapi or "[XMail " in text or "(Scalix SMTP Relay" in text or g.form == "bare-more":
+            return _Conn(ip=g.ip, helo=first, form="bare-helo-only")
+        return _Conn(ip=g.ip, rdns=_clean_rdns(first), helo=first, form="bare")
+
+    if bare_bracket:  # from host [ip] by ...: Exim (host is rDNS), MDaemon, fetchmail
+        ip = _bracket_ip(bare_bracket)
+        if exim:
+            return _Conn(ip=ip, rdns=_clean_rdns(first), helo=first, form="word-bracket")
+        return _Conn(ip=ip, helo=first, form="word-bracket")
+    return _NONE
+
+
+def _starts_with(text: str, prefixes: tuple[str, ...]) -> bool:
+    low = text.lower()
+    return any(low.startswith(p) for p in prefixes)
+
+
+def _qmail_with(after_by: str) -> bool:
+    """qmail's protocol word: ``with [...] SMTP`` / ``QMQP`` and no ``id`` after it."""
+    pos = after_by.find(" with ")
+    if pos < 0:
+        return False
+    return _QMAIL_WITH.match(after_by[pos + 6 : pos + 200]) is not None
+
+
+def _auth(text: str, with_: str, has_by: bool) -> str:
+    if "uthenticated sender" in text:
+        m = _AUTH_SENDER.search(text)
+        if m:  # names the identity: better than the protocol word
+            return f"Authenticated sender: {m.group(1)}"
+    if has_by and _AUTH_WITH.match(with_.split("/", 1)[0]):
+        return with_
+    if "(AUTH: " in text:
+        m = _AUTH_COURIER.search(text)
+        if m:
+            return f"AUTH: {m.group(1)}"
+    if "uthenticated" in text or "UTHENTICATED" in text:
+        m = _AUTHENTICATED.search(text)
+        if m:
+            return m.group(1)
+    if "CommuniGate Pro" in text and "(account " in text:
+        return "CommuniGate account"
+    if " with Microsoft Exchange Server HTTP-DAV" in text:
+        return "HTTP-DAV"
+    if "(via " in text and has_by:
+        m = _VIA_HTTP.search(text)
+        if m:
+            return m.group(1)
+    if " with login)" in text:
+        return "login"
+    return ""
+
+
+def _protocol(after_by: str, text: str) -> str:
+    m = _WITH.search(after_by) or _WITH.search(text)
+    if m is None:
+        return ""
+    word = m.group(1)
+    if word.lower() == "microsoft" and m.group(2):  # "with Microsoft SMTP Server", "SMTPSVC"
+        second = m.group(2)
+        return "Microsoft SMTP Server" if second.upper() == "SMTP" else f"Microsoft {second}"
+    return word
 
 
 def parse_received(value: str) -> Hop:
-    date_text = value.rsplit(";", 1)[1] if ";" in value else ""
-    m = _FROM.match(value)
-    if not m:
-        status = HopStatus.SKIPPED if _BY.search(value) else HopStatus.UNPARSEABLE
-        by = _BY.search(value)
-        return Hop(
-            raw=value, status=status, by=by.group(1) if by else "", date=parse_date(date_text)
-        )
-    comment = m.group(2) or ""
-    ipm = _BRACKET_IP.search(comment)
-    rdns = comment.split("[", 1)[0].strip() if ipm else ""
-    by = _BY.search(value)
-    with_ = _WITH.search(value)
+    """One Received header value (unfolded) -> one Hop. Never raises on any input."""
+    text, date = _split_date(value)
+    text = text.replace(")by ", ") by ")
+    low = text[:6].lower()
+    if low.startswith("from "):
+        body = text[5:]
+    elif low.startswith("(from "):
+        body = text[6:]
+    else:
+        return _other(value, text, date)
+    cut = _top_level_by(body)
+    from_part = body if cut < 0 else body[:cut].rstrip()
+    after_by = "" if cut < 0 else body[cut:]
+    by = _by_host(after_by)
+    with_ = _protocol(after_by, text)
+    fields = _common(text, after_by)
+    auth = _auth(text, with_, bool(by))
+    items = _items(from_part)
+    if low.startswith("(from "):
+        conn = _paren_from(from_part, text)
+    else:
+        conn = _connection(items, text, after_by, with_)
+    words_only = not any(i.group for i in items)
+    if not conn.ip and by and not words_only:  # last resort: any [ip] in the line
+        ip = _any_bracket_ip(text)
+        if ip:
+            conn = _Conn(ip=ip, form="anywhere")
+    status = _status(conn, items, text, with_, by)
+    if words_only and not conn.ip:
+        status = HopStatus.SKIPPED  # "from name by host ...": a hand-over without an address
     return Hop(
         raw=value,
-        status=HopStatus.PARSED,
-        ip=_normalise_ip(ipm.group(1)) if ipm else "",
-        rdns="" if rdns.lower() == "unknown" else rdns,
-        helo=m.group(1),
-        by=by.group(1) if by else "",
-        with_=with_.group(1) if with_ else "",
-        date=parse_date(date_text),
+        status=status,
+        ip=conn.ip,
+        ip_class=ipaddr.classify(conn.ip),
+        rdns=conn.rdns,
+        helo=conn.helo if conn.form else (items[0].text if items and not items[0].group else ""),
+        by=by,
+        with_=with_,
+        id=fields[0],
+        for_=fields[1],
+        envelope_from=fields[2],
+        date=date,
+        auth=auth,
     )
+
+
+def _status(conn: _Conn, items: list[_Item], text: str, with_: str, by: str) -> HopStatus:
+    lw = with_.lower()
+    if " with local for " in text or (lw.startswith("local") and "Exim" in text):
+        return HopStatus.SKIPPED
+    if lw in ("local-smtp", "local-esmtp") and len(items) == 2:
+        return HopStatus.SKIPPED  # Exim -oMr local submission
+    if _FETCH.match(with_) and conn.form not in ("rdns-bracket", "bracket"):
+        return HopStatus.SKIPPED  # fetchmail / getmail: a mailbox pick-up, not a relay
+    if conn.form in ("first-skip",):
+        return HopStatus.SKIPPED
+    if conn.ip and by:
+        return HopStatus.PARSED
+    if conn.ip and ipaddr.classify(conn.ip).value == "loopback":
+        return HopStatus.SKIPPED
+    if len(items) <= 3 and not any(i.group for i in items):
+        return HopStatus.SKIPPED  # "from name by host", "from user@host by host", ...
+    if any(s in text for s in _NO_IP_SKIPS):
+        return HopStatus.SKIPPED
+    return HopStatus.UNPARSEABLE
+
+
+def _paren_from(from_part: str, text: str) -> _Conn:
+    """``(from ...)`` lines: Norton AntiVirus gateway, sendmail -t submissions."""
+    inner = from_part.strip().rstrip(")")
+    words = inner.split()
+    ip = _any_bracket_ip(inner)
+    if ip and "(NAVGW " in text and words and not words[0].startswith("["):
+        return _Conn(ip=ip, helo=words[0], form="navgw")
+    if ip:
+        return _Conn(ip=ip, form="anywhere")
+    return _NONE
+
+
+def _any_bracket_ip(text: str) -> str:
+    start = 0
+    for _ in range(16):
+        pos = text.find("[", start)
+        if pos < 0:
+            return ""
+        ip = _bracket_ip(text[pos : pos + 60])
+        if ip and (text[pos + 1 : pos + 2].isdigit() or text[pos + 1 : pos + 6].lower() == "ipv6:"
+                   or ":" in text[pos : pos + 8]):
+            return ip
+        start = pos + 1
+    return ""
+
+
+def _by_host(after_by: str) -> str:
+    if not after_by:
+        return ""
+    parts = after_by.split(None, 2)
+    if len(parts) < 2:
+        return ""
+    host = parts[1].rstrip(";,")
+    if host.startswith("(") or host.lower() in ("with", "via", "id", "for", "uid"):
+        return ""
+    return host
+
+
+def _common(text: str, after_by: str) -> tuple[str, str, str]:
+    """(id, for, envelope_from) of the line."""
+    m = _ID.search(after_by) or _ID.search(text)
+    ident = m.group(1) if m else ""
+    m = _FOR.search(after_by)
+    rcpt = m.group(1).strip("<>") if m else ""
+    low = text.lower()
+    m = _ENV_FROM.search(text) if ("envelope-" in low or "return-path" in low) else None
+    env = m.group(1) if m else ""
+    return ident, rcpt, env
+
+
+def _other(value: str, text: str, date: datetime | None) -> Hop:
+    """Lines that do not start with ``from``: ``by``-only, qmail ``invoked by``, ..."""
+    cut = _top_level_by(text)
+    after_by = text[cut:] if cut >= 0 else ""
+    with_ = _protocol(after_by, text)
+    ident, rcpt, env = _common(text, after_by)
+    by = _by_host(after_by)
+    return Hop(
+        raw=value,
+        status=HopStatus.SKIPPED if (by or text.startswith("(")) else HopStatus.UNPARSEABLE,
+        by=by,
+        with_=with_,
+        id=ident,
+        for_=rcpt,
+        envelope_from=env,
+        date=date,
+        auth=_auth(text, with_, bool(by)),
+    )
+
+
+__all__ = ["parse_received"]

@@ -45,17 +45,40 @@ def render_findings(findings: tuple[Finding, ...]) -> RenderableType:
     return Group(Text("Findings:", style="bold"), *lines)
 
 
+def render_attachments(report: ReportInfo) -> RenderableType:
+    if not report.attachments:
+        return Text("")
+    table = Table(title="Attachments kept as evidence", title_justify="left")
+    for col in ("file", "type", "size", "sha256"):
+        table.add_column(col)
+    for a in report.attachments:
+        table.add_row(a.filename or "(no name)", a.content_type, str(a.size), a.sha256[:16])
+    return table
+
+
 def render_report_summary(report: ReportInfo) -> RenderableType:
+    extra = [("Size", f"{report.size} bytes")]
+    if report.in_reply_to:
+        extra.append(("In reply to", ", ".join(report.in_reply_to)))
+    if report.auto_submitted:
+        extra.append(("Automatic", report.auto_submitted))
     return Group(
-        _fields_table(report.fields, [("Size", f"{report.size} bytes")]),
+        _fields_table(report.fields, extra),
+        render_attachments(report),
         render_findings(report.findings),
     )
 
 
 def render_original_summary(original: Original) -> RenderableType:
+    extra = [("Found as", original.how.value), ("Evidence", original.grade.value)]
+    if original.filename:
+        extra.append(("File", original.filename))
+    if original.found_in is not None:
+        extra.append(("Inside", f"original {original.found_in + 1}"))
+    if original.envelope_sender:
+        extra.append(("Return-Path", original.envelope_sender))
+    extra.extend((f"  {name}", value) for name, value in original.feedback)
     return Group(
-        _fields_table(
-            original.fields, [("Found as", original.how.value), ("Evidence", original.grade.value)]
-        ),
+        _fields_table(original.fields, extra),
         render_findings(original.findings),
     )

@@ -1,0 +1,138 @@
+"""IP addresses as MTAs write them -> one normal form, and what kind of address it is (pure).
+
+Normal form: RFC 5952 for IPv6 (lower case, longest zero run compressed), IPv4-mapped
+(``::ffff:a.b.c.d``) and NAT64 (``64:ff9b::/96``) addresses as plain IPv4.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from functools import lru_cache
+
+from stopitd.analysis.model import IpClass
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
+_ULA = ipaddress.IPv6Network("fc00::/7")
+_V4_RESERVED = tuple(
+    ipaddress.IPv4Network(n)
+    for n in (
+        "0.0.0.0/8",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+    )
+)
+_V4_PRIVATE = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+_V6_DOC = ipaddress.IPv6Network("2001:db8::/32")
+
+
+def _strip(text: str) -> str:
+    """Remove the decorations MTAs put around an address: brackets, IPv6:, zone, port."""
+    s = text.strip()
+    if s.startswith("[") and "]" in s:
+        s = s[1 : s.index("]")]  # "[1.2.3.4]:25" -> "1.2.3.4"
+    s = s.strip("[]")
+    if s[:5].lower() == "ipv6:":
+        s = s[5:]
+    if "%" in s:
+        s = s.split("%", 1)[0]
+    if s.count(":") == 1 and "." in s:  # IPv4 with a port: 1.2.3.4:25
+        s = s.split(":", 1)[0]
+    return s
+
+
+@lru_cache(maxsize=4096)
+def parse(text: str) -> Address | None:
+    """The address written in ``text`` (decorations allowed), or None."""
+    s = _strip(text)
+    if not s or len(s) > 45:
+        return None
+    try:
+        ip = ipaddress.ip_address(s)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in _NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def normalise(text: str) -> str:
+    """The normal form of the address written in ``text``, or "" when it is not one."""
+    ip = parse(text)
+    return "" if ip is None else str(ip)
+
+
+@lru_cache(maxsize=4096)
+def classify(text: str) -> IpClass:
+    """What kind of address ``text`` (already normalised or not) is; NONE when it is none."""
+    ip = parse(text)
+    if ip is None:
+        return IpClass.NONE
+    if ip.is_loopback:
+        return IpClass.LOOPBACK
+    if ip.is_link_local:
+        return IpClass.LINK_LOCAL
+    if isinstance(ip, ipaddress.IPv4Address):
+        if ip in _CGNAT:
+            return IpClass.CGNAT
+        if any(ip in n for n in _V4_PRIVATE):
+            return IpClass.PRIVATE
+        if any(ip in n for n in _V4_RESERVED) or ip.is_unspecified:
+            return IpClass.RESERVED
+        return IpClass.PUBLIC
+    if ip in _ULA:
+        return IpClass.ULA
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip in _V6_DOC:
+        return IpClass.RESERVED
+    if ip.is_site_local:
+        return IpClass.PRIVATE
+    return IpClass.PUBLIC
+
+
+def is_public(text: str) -> bool:
+    return classify(text) is IpClass.PUBLIC
+
+
+def networks(cidrs: Iterable[str]) -> tuple[Network, ...]:
+    """CIDR strings -> networks; entries that are not networks are dropped (config checks)."""
+    out: list[Network] = []
+    for c in cidrs:
+        try:
+            out.append(ipaddress.ip_network(c.strip(), strict=False))
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def in_networks(text: str, nets: tuple[Network, ...]) -> bool:
+    if not nets:
+        return False
+    ip = parse(text)
+    if ip is None:
+        return False
+    return any(ip.version == n.version and ip in n for n in nets)
+
+
+def far_apart(a: str, b: str) -> bool:
+    """Two addresses not in one /16 (IPv4) or /32 (IPv6): unlikely the same site."""
+    x, y = parse(a), parse(b)
+    if x is None or y is None:
+        return False
+    if x.version != y.version:
+        return True
+    shift = 16 if x.version == 4 else 96
+    return (int(x) >> shift) != (int(y) >> shift)

@@ -1,0 +1,411 @@
+"""A single-pass MIME walker over raw bytes that keeps offsets, never re-serialises.
+
+``parse(raw, limits)`` returns the message as a tree of ``Entity`` objects. Every entity
+knows the buffer and the offsets of its header block and body, so the bytes of an
+attached message are a slice of the report (or, for a base64/QP-encoded message/rfc822
+part, of the decoded part). Boundary lines are found with one scan over the buffer and a
+cursor that only moves forward, so deep nesting and many parts cost linear time.
+Hostile structure (depth, part count, sizes, bad encodings) becomes findings.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+
+from stopitd.analysis.headers import HeaderField, decode_words, get, parse_block
+from stopitd.analysis.model import Finding, Severity
+from stopitd.analysis.policy import Limits
+
+_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+# Up to this many open boundaries one compiled alternation finds delimiters; beyond it
+# (only with raised depth limits) recompiling on every level would cost more than
+# checking each "--" line.
+_ALTERNATION_MAX = 16
+_ANY_DASH_LINE = re.compile(rb"^--([^\r\n]*)", re.M)
+
+
+@dataclass(slots=True)
+class Entity:
+    """One MIME entity: a message or a body part."""
+
+    buf: bytes
+    start: int  # first byte of the header block
+    body_start: int
+    end: int  # one past the last byte (the CRLF before a delimiter is not ours)
+    fields: list[HeaderField]
+    content_type: str  # lower-case type/subtype; text/plain when absent
+    params: dict[str, str]
+    cte: str  # lower-case Content-Transfer-Encoding, "" when absent
+    disposition: str  # lower-case, "" when absent
+    filename: str
+    depth: int
+    children: list[Entity] = field(default_factory=list)
+    encoded_message: bool = False  # a message/rfc822 whose body was base64/QP-decoded
+    junk_lines: int = 0  # header lines that were neither fields nor continuations
+
+    @property
+    def raw(self) -> bytes:
+        return self.buf[self.start : self.end]
+
+    @property
+    def body(self) -> bytes:
+        return self.buf[self.body_start : self.end]
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.content_type.startswith("multipart/")
+
+    @property
+    def is_message(self) -> bool:
+        return self.content_type in _MESSAGE_TYPES
+
+
+@dataclass(slots=True)
+class Budget:
+    """What is left of the limits while walking one report (shared by nested buffers)."""
+
+    limits: Limits
+    parts: int = 0
+    decoded: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set)
+
+    def hit(self, code: str, text: str, severity: Severity = Severity.WARNING) -> None:
+        if code not in self._seen:  # one finding per kind of hit is enough for staff
+            self._seen.add(code)
+            self.findings.append(Finding(code, severity, text))
+
+    def allow_decode(self, size: int) -> bool:
+        if size > self.limits.max_part_size:
+            self.hit(
+                "part-too-large",
+                f"A part of {size} bytes is over the {self.limits.max_part_size}-byte limit; "
+                "it was kept but not decoded.",
+            )
+            return False
+        if self.decoded + size > self.limits.max_total_decoded:
+            self.hit(
+                "decode-budget-exceeded",
+                f"Decoding stopped at {self.limits.max_total_decoded} bytes in total; later "
+                "encoded parts were kept but not decoded.",
+            )
+            return False
+        self.decoded += size
+        return True
+
+
+_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+_TYPE = re.compile(r"\s*([^\s;/]+)\s*/\s*([^\s;]+)")
+
+
+def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
+    """The common case without RFC 2231/2047 parameters, read without the stdlib's cost."""
+    if "*" in value or "=?" in value:
+        return None
+    m = _TYPE.match(value)
+    if m is None:
+        return None
+    params: dict[str, str] = {}
+    for key, raw in _PARAM.findall(value, m.end()):
+        raw = raw.strip()
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        params.setdefault(key.lower(), raw)
+    return f"{m.group(1)}/{m.group(2)}".lower(), params
+
+
+def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str, str]:
+    """(content type, its parameters, disposition, filename) as the stdlib reads them."""
+    ctype_value = get(fields, "content-type")
+    disp_value = get(fields, "content-disposition")
+    fast_type = _plain_params(ctype_value) if ctype_value else ("text/plain", {})
+    fast_disp = _plain_params("x/" + disp_value) if disp_value else ("x/", {})
+    if fast_type is not None and fast_disp is not None:
+        ctype, params = fast_type
+        disposition = fast_disp[0][2:] if disp_value else ""
+        filename = fast_disp[1].get("filename") or params.get("name", "")
+        return ctype, params, disposition, decode_words(filename)
+    return _stdlib_params(ctype_value, disp_value)
+
+
+def _stdlib_params(
+    ctype_value: str | None, disp_value: str | None
+) -> tuple[str, dict[str, str], str, str]:
+    """RFC 2231 continuations and charsets, as the stdlib reads them."""
+    holder = Message()
+    try:
+        if ctype_value is not None:
+            holder["Content-Type"] = ctype_value
+        if disp_value is not None:
+            holder["Content-Disposition"] = disp_value
+        ctype = holder.get_content_type() if ctype_value else "text/plain"
+        params: dict[str, str] = {}
+        for key, value in holder.get_params(header="content-type", failobj=[])[1:]:
+            params[key.lower()] = _param_text(value)
+        disposition = (holder.get_content_disposition() or "") if disp_value else ""
+        filename = holder.get_filename() or ""
+        if not filename and "name" in params:
+            filename = params["name"]
+    except Exception:  # a header value the stdlib chokes on: read it as untyped text
+        return "text/plain", {}, "", ""
+    return ctype.lower(), params, disposition.lower(), decode_words(str(filename))
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, tuple):  # RFC 2231 (charset, language, value)
+        charset, _, text = value
+        try:
+            return str(text).encode("latin-1", "replace").decode(charset or "utf-8", "replace")
+        except LookupError:
+            return str(text)
+    return str(value)
+
+
+def decode_body(entity: Entity, budget: Budget) -> bytes | None:
+    """The body with its Content-Transfer-Encoding undone, or None when over a limit."""
+    body = entity.body
+    if entity.cte not in ("base64", "quoted-printable"):
+        return body
+    if not budget.allow_decode(len(body)):
+        return None
+    if entity.cte == "quoted-printable":
+        return binascii.a2b_qp(body)
+    try:
+        return binascii.a2b_base64(body)
+    except binascii.Error:
+        budget.hit(
+            "bad-base64",
+            "A base64 part was damaged (bad padding); the readable part was decoded.",
+        )
+        clean = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+        clean = clean[: len(clean) - len(clean) % 4]
+        try:
+            return binascii.a2b_base64(clean)
+        except binascii.Error:
+            return b""
+
+
+class _Walker:
+    """One buffer's walk: the open multipart boundaries and how to find their lines."""
+
+    def __init__(self, buf: bytes, budget: Budget) -> None:
+        self.buf = buf
+        self.budget = budget
+        self.active: dict[bytes, int] = {}  # boundary -> how many open multiparts use it
+        self._pattern: re.Pattern[bytes] | None = None  # delimiter lines of ``active``
+
+    def _set_active(self, boundary: bytes, change: int) -> None:
+        count = self.active.get(boundary, 0) + change
+        if count > 0:
+            self.active[boundary] = count
+        else:
+            self.active.pop(boundary, None)
+        if not self.active:
+            self._pattern = None
+            return
+        if len(self.active) > _ALTERNATION_MAX:
+            self._pattern = _ANY_DASH_LINE  # deep nesting: check each "--" line in Python
+            return
+        # One regex for the open boundaries: the scan for the next delimiter runs in C and
+        # never looks at a byte twice. Longest first, so "b" never shadows "bb".
+        alternatives = b"|".join(
+            re.escape(b) for b in sorted(self.active, key=len, reverse=True)
+        )
+        self._pattern = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.M)
+
+    def _match(self, text: bytes) -> tuple[bytes, bool] | None:
+        """Is this line (after its ``--``) a delimiter of an open multipart?"""
+        text = text.rstrip(b" \t\r")
+        if text in self.active:
+            return text, False
+        if text.endswith(b"--") and text[:-2] in self.active:
+            return text[:-2], True
+        return None
+
+    def next_delimiter(self, pos: int) -> tuple[int, int, bytes, bool] | None:
+        """(line start, line end, boundary, is close) of the next open delimiter line."""
+        pattern = self._pattern
+        if pattern is None:
+            return None
+        if pattern is not _ANY_DASH_LINE:
+            m = pattern.search(self.buf, pos)
+            if m is None:
+                return None
+            return m.start(), m.end(), m.group(1), m.group(2) is not None
+        for m in pattern.finditer(self.buf, pos):
+            found = self._match(m.group(1))
+            if found is not None:
+                return m.start(), m.end(), found[0], found[1]
+        return None
+
+    def end_before(self, line_start: int, floor: int) -> int:
+        """The end of a part's content: the CRLF before a delimiter belongs to it."""
+        end = line_start
+        if end > floor and self.buf[end - 1 : end] == b"\n":
+            end -= 1
+            if end > floor and self.buf[end - 1 : end] == b"\r":
+                end -= 1
+        return end
+
+    def header_block_end(self, pos: int) -> tuple[int, int]:
+        """Header end and body start. A delimiter line of an open multipart ends the block
+        (a part without an empty line); so does the length limit (the rest is body)."""
+        buf = self.buf
+        n = len(buf)
+        limit = pos + self.budget.limits.max_header_length
+        p = pos
+        while p < n:
+            if buf.startswith(b"\r\n", p):
+                return p, p + 2
+            if buf.startswith(b"\n", p):
+                return p, p + 1
+            nl = buf.find(b"\n", p)
+            if self.active and buf.startswith(b"--", p):
+                text = buf[p + 2 : n if nl < 0 else nl]
+                if self._match(text) is not None:
+                    return p, p
+            if nl < 0 or nl + 1 > limit:
+                end = n if nl < 0 else nl + 1
+                return end, end
+            p = nl + 1
+        return n, n
+
+    def entity(self, pos: int, depth: int) -> tuple[Entity, tuple[int, int, bytes, bool] | None]:
+        """Parse the entity at ``pos``; returns it and the delimiter that ended it."""
+        hend, bstart = self.header_block_end(pos)
+        limits = self.budget.limits
+        block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
+        if block.truncated_fields:
+            self.budget.hit(
+                "too-many-headers",
+                f"A header block has more than {limits.max_headers} fields; the rest were "
+                "not read.",
+            )
+        if block.truncated_length:
+            self.budget.hit(
+                "header-too-long",
+                f"A header block is longer than {limits.max_header_length} bytes; the rest "
+                "was not read.",
+            )
+        ctype, params, disp, filename = content_params(block.fields)
+        cte = (get(block.fields, "content-transfer-encoding") or "").strip().lower()
+        ent = Entity(
+            buf=self.buf,
+            start=pos,
+            body_start=bstart,
+            end=len(self.buf),
+            fields=block.fields,
+            content_type=ctype,
+            params=params,
+            cte=cte,
+            disposition=disp,
+            filename=filename,
+            depth=depth,
+            junk_lines=block.junk_lines,
+        )
+        self.budget.parts += 1
+        too_deep = depth >= limits.max_mime_depth
+        if too_deep and (ent.is_multipart or ent.is_message):
+            self.budget.hit(
+                "mime-too-deep",
+                f"MIME nesting deeper than {limits.max_mime_depth} levels was not followed.",
+            )
+        if self.budget.parts > limits.max_parts:
+            self.budget.hit(
+                "too-many-parts",
+                f"The report has more than {limits.max_parts} MIME parts; the rest were "
+                "kept but not looked into.",
+            )
+            too_deep = True
+        if not too_deep and ent.is_multipart and params.get("boundary"):
+            term = self._multipart(ent, params["boundary"].encode("utf-8", "replace"), depth)
+        elif not too_deep and ent.is_message and cte in ("", "7bit", "8bit", "binary"):
+            child, term = self.entity(bstart, depth + 1)
+            ent.children.append(child)
+        else:
+            term = self.next_delimiter(bstart)
+            if not too_deep and ent.is_message:
+                self._encoded_message(ent, term, depth)
+        if term is not None:
+            ent.end = self.end_before(term[0], bstart)
+        return ent, term
+
+    def _encoded_message(
+        self, ent: Entity, term: tuple[int, int, bytes, bool] | None, depth: int
+    ) -> None:
+        if term is not None:
+            ent.end = self.end_before(term[0], ent.body_start)
+        decoded = decode_body(ent, self.budget)
+        if decoded is None:
+            return
+        child = parse_buffer(decoded, self.budget, depth + 1)
+        ent.children.append(child)
+        ent.encoded_message = True
+
+    def _multipart(
+        self, ent: Entity, boundary: bytes, depth: int
+    ) -> tuple[int, int, bytes, bool] | None:
+        self._set_active(boundary, +1)
+        try:
+            term = self.next_delimiter(ent.body_start)  # the end of the preamble
+            while term is not None and term[2] == boundary and not term[3]:
+                start = term[1] + _eol_len(self.buf, term[1])
+                if self.budget.parts >= self.budget.limits.max_parts:
+                    self.budget.hit(
+                        "too-many-parts",
+                        f"The report has more than {self.budget.limits.max_parts} MIME parts; "
+                        "the rest were kept but not looked into.",
+                    )
+                    term = self.next_delimiter(start)
+                    continue
+                child, term = self.entity(start, depth + 1)
+                ent.children.append(child)
+            if term is None or term[2] != boundary:
+                self.budget.hit(
+                    "mime-unterminated",
+                    "A multipart has no closing delimiter; its parts were read to the end "
+                    "of what was there.",
+                    Severity.INFO,
+                )
+                return term
+            after = term[1] + _eol_len(self.buf, term[1])  # the epilogue follows
+        finally:
+            self._set_active(boundary, -1)
+        return self.next_delimiter(after)
+
+
+def _eol_len(buf: bytes, pos: int) -> int:
+    if buf.startswith(b"\r\n", pos):
+        return 2
+    if buf.startswith(b"\n", pos):
+        return 1
+    return 0
+
+
+def parse_buffer(buf: bytes, budget: Budget, depth: int = 0) -> Entity:
+    """Parse one whole buffer as a message entity."""
+    walker = _Walker(buf, budget)
+    ent, _ = walker.entity(0, depth)
+    ent.end = len(buf)
+    return ent
+
+
+def parse(raw: bytes, limits: Limits) -> tuple[Entity, Budget]:
+    """The message tree of ``raw`` and the budget (with its findings) used to walk it."""
+    budget = Budget(limits)
+    return parse_buffer(raw, budget), budget
+
+
+def walk(entity: Entity) -> list[Entity]:
+    """Every entity below ``entity`` (itself first) in document order, not into messages."""
+    out: list[Entity] = []
+    stack = [entity]
+    while stack:
+        ent = stack.pop()
+        out.append(ent)
+        if not ent.is_message:
+            stack.extend(reversed(ent.children))
+    return out

@@ -1,0 +1,50 @@
+"""The report's own key facts: key fields, threading ids, automatic-mail markers."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from stopitd.analysis.fields import key_fields
+from stopitd.analysis.headers import HeaderField, get, get_all
+from stopitd.analysis.model import Attachment, Finding, ReportInfo
+
+_ID = re.compile(r"<([^<>\s]+)>")
+
+
+def in_reply_to(fields: list[HeaderField]) -> tuple[str, ...]:
+    """Ids from In-Reply-To then References, without <>, each once, in order."""
+    ids: list[str] = []
+    for name in ("in-reply-to", "references"):
+        for f in get_all(fields, name):
+            for found in _ID.findall(f.value) or f.value.split():
+                found = found.strip("<>")
+                if found and found not in ids:
+                    ids.append(found)
+    return tuple(ids)
+
+
+def auto_submitted(fields: list[HeaderField]) -> str:
+    """Auto-Submitted (other than ``no``), else Precedence bulk/list/junk; lower-case."""
+    value = (get(fields, "auto-submitted") or "").strip().lower()
+    if value and value != "no":
+        return value.split(";")[0].strip()
+    precedence = (get(fields, "precedence") or "").strip().lower()
+    return precedence if precedence in ("bulk", "list", "junk") else ""
+
+
+def report_info(
+    fields: list[HeaderField],
+    raw: bytes,
+    findings: list[Finding],
+    attachments: list[Attachment],
+) -> ReportInfo:
+    return ReportInfo(
+        fields=key_fields(fields),
+        findings=tuple(findings),
+        attachments=tuple(attachments),
+        auto_submitted=auto_submitted(fields),
+        in_reply_to=in_reply_to(fields),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        size=len(raw),
+    )
