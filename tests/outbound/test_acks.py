@@ -72,6 +72,7 @@ def test_ack_for_a_report_with_its_original(store_url: str, tmp_path: Path) -> N
         ("gmail-inline-forward.eml", "gina.gmail@gmail.com", "Show original"),
         ("applemail-inline-forward.eml", "anna@example.org", 'Message > "Forward as Attachment"'),
         ("thunderbird-inline-forward.eml", "theo@example.net", 'Forward As > "Attachment"'),
+        ("gmail-description-only.eml", "dora.d@gmail.com", "Show original"),
     ],
 )
 def test_inline_forward_asks_to_resend_with_headers_for_the_client(

@@ -173,6 +173,23 @@ def test_cli_notify_dry_run_queue_and_refusal(sqlite_url: str, tmp_path: Path) -
 def test_case_without_original_has_no_one_to_notify(sqlite_url: str, tmp_path: Path) -> None:
     settings = write_settings(tmp_path, sqlite_url, 2525)
     sessions = sessions_for(sqlite_url)
+    raw = fixture("gmail-description-only.eml")
+    envelope = Envelope(mail_from="dora.d@gmail.com")
+    with sessions.begin() as session:
+        case_id = save_report(
+            session,
+            spool_id="x",
+            envelope=envelope,
+            raw=raw,
+            analysis=analyze(raw, envelope, settings.policy()),
+        )
+    with sessions() as session, pytest.raises(NoticeRefused, match="no reported original"):
+        prepare(session, case_id, "stop", settings, now=NOW)
+
+
+def test_an_inline_forward_cannot_prove_its_sender(sqlite_url: str, tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, sqlite_url, 2525)
+    sessions = sessions_for(sqlite_url)
     raw = fixture("outlook-inline-forward.eml")
     envelope = Envelope(mail_from="oliver@contoso.example")
     with sessions.begin() as session:
@@ -183,5 +200,5 @@ def test_case_without_original_has_no_one_to_notify(sqlite_url: str, tmp_path: P
             raw=raw,
             analysis=analyze(raw, envelope, settings.policy()),
         )
-    with sessions() as session, pytest.raises(NoticeRefused, match="no reported original"):
+    with sessions() as session, pytest.raises(NoticeRefused, match="not authenticated"):
         prepare(session, case_id, "stop", settings, now=NOW)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from stopitd import config
 from stopitd.analysis import analyze
-from stopitd.analysis.model import Analysis, Envelope, Mode
+from stopitd.analysis.model import Analysis, Envelope, Mode, SourceEstimate
 from stopitd.outbound import choose_office, queue_route_mail
 from stopitd.outbound.routing import RoutingError
 from stopitd.store.outbox_schema import OutboxRow
@@ -49,7 +49,7 @@ def analysis_with(**source: object) -> Analysis:
     raw = fixture("gmail-attached-original.eml")
     base = analyze(raw, Envelope(), config.Settings().policy())
     original = base.originals[0]
-    return replace(base, originals=(replace(original, source=replace(original.source, **source)),))
+    return replace(base, originals=(replace(original, source=replace(SourceEstimate(), **source)),))
 
 
 @pytest.mark.parametrize(
