@@ -53,6 +53,7 @@ test: lint typecheck pytest
 
 goldens: setup
 	$(BIN)/python -m tests.goldens
+	$(BIN)/python -m tests.analysis.test_hops_golden
 
 bench: setup system-deps
 	$(BIN)/python -m bench

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from emailforwardparser import forward_parser, regexs  # type: ignore[import-untyped]
+from emailforwardparser import forward_parser, regexs
 
 from stopitd.analysis.fields import message_id, parse_addresses, parse_date
 from stopitd.analysis.model import Address, Finding, KeyFields, Severity

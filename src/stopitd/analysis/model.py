@@ -346,27 +346,43 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Per dataclass type: (attribute, JSON key, flattened) in field order; built once.
+_PLANS: dict[type, tuple[tuple[str, str, bool], ...]] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = tuple(
+            (f.name, _RENAMED.get(f.name, f.name), f.name in _FLATTENED)
+            for f in fields(cls)
+            if f.name not in _OMITTED or cls in _KEEP_RAW_TEXT
+        )
+        _PLANS[cls] = plan
+    return plan
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn a model value into plain JSON types (dict keys as the contract names them)."""
-    if is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for f in fields(value):
-            if f.name in _OMITTED and type(value) not in _KEEP_RAW_TEXT:
-                continue
-            item = to_jsonable(getattr(value, f.name))
-            if f.name in _FLATTENED:
-                out.update(item)  # key fields sit directly on the report/original object
-            else:
-                out[_RENAMED.get(f.name, f.name)] = item
-        return out
-    if isinstance(value, StrEnum):
-        return value.value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value.value if isinstance(value, StrEnum) else value
+    if isinstance(value, tuple | list):
+        return [to_jsonable(v) for v in value]
     if isinstance(value, datetime):
         return _iso(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
-    if isinstance(value, tuple | list):
-        return [to_jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for name, key, flattened in _plan(type(value)):
+            item = to_jsonable(getattr(value, name))
+            if flattened:
+                out.update(item)  # key fields sit directly on the report/original object
+            else:
+                out[key] = item
+        return out
     return value
 
 
