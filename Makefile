@@ -54,6 +54,7 @@ test: lint typecheck pytest
 goldens: setup
 	$(BIN)/python -m tests.goldens
 	$(BIN)/python -m tests.analysis.test_hops_golden
+	$(BIN)/python -m tests.analysis.test_authres
 
 bench: setup system-deps
 	$(BIN)/python -m bench

@@ -232,6 +232,8 @@ class SpfResult:
     ip: str = ""
     helo: str = ""
     reason: str = ""
+    scope: str = ""  # "mailfrom" or "helo": which identity was checked
+    identity: str = ""  # the MAIL FROM address checked (postmaster@HELO for scope helo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +257,7 @@ class RecordedAuth:
     result: str
     properties: tuple[tuple[str, str], ...] = ()  # (ptype.property, value)
     reason: str = ""
+    comment: str = ""  # the result's comments, e.g. Microsoft's "sender IP is ..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +502,8 @@ def _auth(d: Mapping[str, Any]) -> AuthSummary:
             ip=spf.get("ip", ""),
             helo=spf.get("helo", ""),
             reason=spf.get("reason", ""),
+            scope=spf.get("scope", ""),
+            identity=spf.get("identity", ""),
         ),
         dmarc=None
         if dmarc is None
@@ -519,6 +524,7 @@ def _auth(d: Mapping[str, Any]) -> AuthSummary:
                 result=r["result"],
                 properties=tuple((str(k), str(v)) for k, v in r.get("properties", [])),
                 reason=r.get("reason", ""),
+                comment=r.get("comment", ""),
             )
             for r in d.get("recorded", [])
         ),

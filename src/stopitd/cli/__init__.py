@@ -23,11 +23,15 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 def _register() -> None:
     from stopitd.cli import analyze, cases, check_config, db, notify, outbox
+    from stopitd.cli import serve as serve_cli
+    from stopitd.cli import spool as spool_cli
 
     main.add_command(analyze.analyze)
     main.add_command(check_config.check_config)
     main.add_command(db.db_group)
     main.add_command(cases.cases_group)
+    main.add_command(serve_cli.serve)
+    main.add_command(spool_cli.spool_group)
     main.add_command(outbox.outbox_group)
     cases.cases_group.add_command(notify.notify_command)
 

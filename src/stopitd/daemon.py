@@ -1,0 +1,317 @@
+"""`stopitd serve`: wires logs, the store check, the spool, the worker process and SMTP.
+
+Start order: logs -> schema check (refuse a database that is behind) -> spool folders and
+lock -> clear ``tmp/`` -> worker process (it re-queues ``cur/`` leftovers itself, under its
+own lock, so a restarted worker never races a dying one) -> SMTP listener bound ->
+``READY=1``. First SIGTERM/SIGINT: ``STOPPING=1``, stop accepting, let messages in hand
+finish, ask the worker to stop after its current entry, exit 0. A second signal exits at once
+(nothing is lost: every acknowledged message is already in the spool).
+
+Layout: this process runs the asyncio listener and a thread pool for spool writes; the
+worker is a spawned child process (see ``worker.py`` for why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext, SpawnProcess
+
+import structlog
+from sqlalchemy.engine import make_url
+
+from stopitd import logs, worker
+from stopitd.config import Settings
+from stopitd.errors import SchemaBehindError, SpoolError, StopitdError
+from stopitd.smtp import Handler, Listener
+from stopitd.spool import DAEMON_LOCK, Spool
+
+log = structlog.get_logger("stopitd.daemon")
+
+DRAIN_TIMEOUT = 30.0  # seconds a message in hand may take to finish at shutdown
+WORKER_STOP_TIMEOUT = 60.0  # seconds the worker may take to finish its current entry
+SPOOL_THREADS = 32  # concurrent spool writes (each waits on fsync, not on the CPU)
+
+
+# --- systemd notification ---------------------------------------------------------------------
+
+
+def sd_notify(state: str) -> bool:
+    """Send ``state`` to systemd's $NOTIFY_SOCKET (a datagram socket); False if none."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):  # abstract namespace
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            # never block the event loop on a receiver that does not read (a full queue)
+            sock.setblocking(False)
+            sock.connect(address)
+            sock.send(state.encode("utf-8"))
+    except BlockingIOError:
+        log.debug("sd_notify_dropped", state=state.split("\n", 1)[0])
+        return False
+    except OSError as e:
+        log.warning("sd_notify_failed", error=str(e))
+        return False
+    return True
+
+
+def watchdog_interval() -> float | None:
+    """Half of $WATCHDOG_USEC in seconds when the watchdog is meant for us, else None."""
+    usec = os.environ.get("WATCHDOG_USEC")
+    pid = os.environ.get("WATCHDOG_PID")
+    if not usec or not usec.isdigit() or int(usec) == 0:
+        return None
+    if pid and pid.isdigit() and int(pid) != os.getpid():
+        return None
+    return int(usec) / 2_000_000
+
+
+# --- the worker process -----------------------------------------------------------------------
+
+
+class WorkerProcess:
+    """Starts the worker, restarts it if it dies, stops it gracefully."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ctx: SpawnContext = multiprocessing.get_context("spawn")
+        self.process: SpawnProcess | None = None
+        self._wake_w: Connection | None = None
+        self.stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Spawn a worker with a fresh wake pipe (a dead worker's pipe is never reused)."""
+        self._close_pipe()
+        wake_r, wake_w = self.ctx.Pipe(duplex=False)
+        self.process = self.ctx.Process(
+            target=worker.main,
+            args=(self.settings, wake_r, os.getpid()),
+            name="stopitd-worker",
+            daemon=False,
+        )
+        self.process.start()
+        wake_r.close()
+        os.set_blocking(wake_w.fileno(), False)
+        self._wake_w = wake_w
+
+    def poke(self, _spool_id: str = "") -> None:
+        """Wake the worker: never blocks (a full pipe already says "wake up")."""
+        if self._wake_w is None:
+            return
+        with contextlib.suppress(BlockingIOError, BrokenPipeError):
+            os.write(self._wake_w.fileno(), b"w")
+
+    def _close_pipe(self) -> None:
+        if self._wake_w is not None:
+            self._wake_w.close()  # EOF: the worker stops after its current entry
+            self._wake_w = None
+
+    def supervise(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._supervise())
+
+    async def _exited(self) -> None:
+        assert self.process is not None
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        sentinel = self.process.sentinel
+
+        def exited() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(sentinel, exited)
+        try:
+            await done
+        finally:
+            loop.remove_reader(sentinel)
+        self.process.join()
+
+    async def _supervise(self) -> None:
+        delay = 1.0
+        while True:
+            await self._exited()
+            if self.stopping:
+                return
+            assert self.process is not None
+            log.error("worker_died", exitcode=self.process.exitcode, restart_in=delay)
+            await asyncio.sleep(delay)
+            if self.stopping:
+                return
+            delay = min(delay * 2, 60.0)
+            self.start()
+
+    async def stop(self, timeout: float) -> int | None:
+        """Ask the worker to stop after its current entry; kill it after ``timeout``."""
+        self.stopping = True
+        self._close_pipe()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        proc = self.process
+        if proc is None:
+            return None
+        await asyncio.to_thread(proc.join, timeout)
+        if proc.is_alive():
+            log.error("worker_stop_timed_out", timeout_s=timeout)
+            proc.kill()
+            await asyncio.to_thread(proc.join, 5)
+        return proc.exitcode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.is_alive():
+            self.process.kill()
+
+
+# --- the daemon -------------------------------------------------------------------------------
+
+
+def _check_store(settings: Settings) -> None:
+    """Refuse a schema that is behind; start anyway (and say so) if the store is down."""
+    from stopitd.store import db
+
+    engine = db.make_engine(settings.database.url)
+    try:
+        db.check_current(engine)
+    except SchemaBehindError:
+        raise
+    except Exception as e:
+        if not worker.is_store_down(e):
+            raise
+        log.warning(
+            "store_unavailable_at_start",
+            error=worker.describe(e),
+            note="accepting reports; they become cases once the store is back",
+        )
+    finally:
+        engine.dispose()
+
+
+def _store_label(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable url)"
+
+
+def run(settings: Settings) -> int:
+    """Run the daemon until a signal; the process exit code."""
+    logs.setup(settings.log, process="daemon")
+    try:
+        _check_store(settings)
+    except SchemaBehindError as e:
+        log.error("schema_behind", error=str(e))
+        return 2
+    except StopitdError as e:
+        log.error("startup_failed", error=str(e))
+        return 1
+    except Exception as e:  # e.g. a database URL SQLAlchemy cannot use
+        log.error("startup_failed", error=f"{type(e).__name__}: {e}")
+        return 1
+    spool = Spool(settings.spool.path)
+    try:
+        spool.create()
+        with spool.lock(DAEMON_LOCK, wait=False):
+            removed = spool.clean_tmp()
+            if removed:
+                log.info("spool_tmp_cleared", removed=removed)
+            return asyncio.run(_serve(settings, spool))
+    except SpoolError as e:
+        log.error("startup_failed", error=str(e))
+        return 1
+
+
+async def _serve(settings: Settings, spool: Spool) -> int:
+    loop = asyncio.get_running_loop()
+    workers = WorkerProcess(settings)
+    workers.start()
+    workers.supervise()
+    executor = ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool")
+    handler = Handler(
+        spool, settings.smtp.report_addresses, executor=executor, on_spooled=workers.poke
+    )
+    listener = Listener(
+        handler,
+        settings.smtp.host,
+        settings.smtp.port,
+        max_message_size=settings.smtp.max_message_size,
+        hostname=settings.smtp.hostname,
+    )
+    try:
+        await listener.start()
+    except OSError as e:
+        log.error("listen_failed", listen=settings.smtp.listen, error=e.strerror or str(e))
+        await workers.stop(WORKER_STOP_TIMEOUT)
+        executor.shutdown()
+        return 1
+
+    stop_requested = asyncio.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if received:  # second signal: out now (every 250 is already durable)
+            workers.kill()
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        received.append(signum)
+        stop_requested.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    accepts = ", ".join(settings.smtp.report_addresses)
+    listen = settings.smtp.listen
+    sd_notify(f"READY=1\nSTATUS=accepting reports for {accepts} on {listen}")
+    log.info(
+        "daemon_ready",
+        summary=(
+            f"listening on {listen} for reports to {accepts} "
+            f"(up to {settings.smtp.max_message_size} bytes); spool {settings.spool.path}, "
+            f"store {_store_label(settings.database.url)}"
+        ),
+        listen=listen,
+        report_addresses=list(settings.smtp.report_addresses),
+        max_message_size=settings.smtp.max_message_size,
+        worker_pid=workers.process.pid if workers.process else None,
+        pid=os.getpid(),
+    )
+
+    watchdog: asyncio.Task[None] | None = None
+    interval = watchdog_interval()
+    if interval is not None:
+        watchdog = loop.create_task(_watchdog(interval))
+
+    await stop_requested.wait()
+    listener.stop_accepting()
+    sd_notify("STOPPING=1")
+    log.info("daemon_stopping", signal=signal.Signals(received[0]).name)
+    drained = await listener.drain(DRAIN_TIMEOUT)
+    exitcode = await workers.stop(WORKER_STOP_TIMEOUT)
+    executor.shutdown(wait=True)
+    if watchdog is not None:
+        watchdog.cancel()
+    log.info(
+        "daemon_stopped",
+        drained=drained,
+        worker_exitcode=exitcode,
+        messages_spooled=spool.puts,
+        dir_fsyncs=spool.dir_fsyncs,
+    )
+    return 0
+
+
+async def _watchdog(interval: float) -> None:
+    while True:
+        sd_notify("WATCHDOG=1")
+        await asyncio.sleep(interval)

@@ -1,0 +1,364 @@
+"""The worker: spool entry -> analysis -> case store, one entry at a time, crash-safe.
+
+Process layout (see also ``daemon.py``): the daemon's main process runs only the asyncio
+SMTP listener (plus a thread pool for the spool's fsyncs); the worker runs in a *separate
+process* (multiprocessing, spawn context). Analysis is CPU-bound pure Python and SQLAlchemy
+holds the GIL for much of a save; in the listener's process either would steal the
+interpreter from the event loop and stretch every DATA -> 250 under load. With two cores
+and two processes the listener keeps its own interpreter (issue 9: intake must stay near
+the bare fsync floor while the worker is busy), and the worker runs niced (``WORKER_NICE``)
+so that when the cores are contended, taking mail in wins over filing it.
+
+The listener wakes the worker after each spooled message by writing a byte into a pipe
+(non-blocking: a full pipe already means "wake up"); ``worker.poll_interval`` is the
+fallback (entries put back by ``stopitd spool retry``). Closing the pipe asks the worker to
+stop after its current entry. A pipe rather than a ``multiprocessing.Event``: an Event is
+a shared lock, and a worker killed while holding it would block the listener's next
+``set()`` forever. The spool is the only channel for data: nothing is handed over in
+memory, so a crash of either process loses nothing.
+
+Failure classes: a store that is down (``OperationalError``, ``InterfaceError``, or a
+``DBAPIError`` whose connection was invalidated; or a schema that is behind) keeps the
+entry queued without counting an attempt and backs off (``backoff_initial`` doubling up to
+``backoff_max``), logging the outage once when it starts and once when it ends. Any other
+exception is a fault of that entry: one attempt more, and ``failed/`` with a reason file
+after ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import select
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import structlog
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session
+
+from stopitd import logs, verify
+from stopitd.analysis import analyze, conclude
+from stopitd.analysis.model import Analysis, Envelope, Evidence
+from stopitd.config import Settings
+from stopitd.errors import SchemaBehindError, SpoolError
+from stopitd.spool import WORKER_LOCK, Entry, Spool
+
+log = structlog.get_logger("stopitd.worker")
+
+# The worker runs at a lower CPU priority than the listener: during a flood the two cores
+# go to taking mail in first (the spool absorbs the backlog), filing it second.
+WORKER_NICE = 10
+
+
+class Outcome(StrEnum):
+    SAVED = "saved"
+    GONE = "gone"  # claimed by someone else / retried away
+    STORE_DOWN = "store_down"
+    RETRY = "retry"  # failed, will be tried again
+    FAILED = "failed"  # moved to failed/
+
+
+class Signals(Protocol):
+    """How the worker loop is woken and told to stop."""
+
+    def stopping(self) -> bool: ...
+    def clear_wake(self) -> None: ...
+    def wait(self, timeout: float, *, wakeable: bool) -> None: ...
+
+
+class EventSignals:
+    """In-process signals (threads): ``wake``/``request_stop`` from another thread."""
+
+    def __init__(self) -> None:
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def clear_wake(self) -> None:
+        self._wake.clear()
+
+    def wait(self, timeout: float, *, wakeable: bool) -> None:
+        (self._wake if wakeable else self._stop).wait(timeout)
+
+
+class PipeSignals:
+    """The worker process's side: the daemon's wake pipe, plus SIGTERM/SIGINT.
+
+    A byte on the pipe wakes the loop; EOF (the daemon closed its end, or died) and the
+    first SIGTERM/SIGINT ask it to stop after the current entry; a second signal exits now.
+    """
+
+    def __init__(self, wake: Connection) -> None:
+        self._conn = wake  # keeps the descriptor open
+        self._wake_fd = wake.fileno()
+        os.set_blocking(self._wake_fd, False)
+        self._self_r, self._self_w = os.pipe()
+        os.set_blocking(self._self_r, False)
+        os.set_blocking(self._self_w, False)
+        self._stop = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self._stop:
+            os._exit(128 + signum)
+        self._stop = True
+        with contextlib.suppress(OSError):
+            os.write(self._self_w, b"s")
+
+    def stopping(self) -> bool:
+        return self._stop
+
+    def clear_wake(self) -> None:
+        while True:
+            try:
+                data = os.read(self._wake_fd, 4096)
+            except BlockingIOError:
+                return
+            if not data:  # EOF: the daemon wants us to stop (or is gone)
+                self._stop = True
+                return
+
+    def wait(self, timeout: float, *, wakeable: bool) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._stop:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready, _, _ = select.select([self._self_r, self._wake_fd], [], [], left)
+            if self._wake_fd in ready:
+                if wakeable:
+                    return  # the bytes are drained by clear_wake at the loop's top
+                self.clear_wake()  # backing off: only EOF (stop) may end the wait
+
+
+SaveReport = Callable[..., int]
+
+
+def is_store_down(error: BaseException) -> bool:
+    """Errors that mean "the store cannot be reached now" rather than "this entry is bad"."""
+    if isinstance(error, SchemaBehindError):
+        return True
+    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    return isinstance(error, sa_exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def describe(error: BaseException, limit: int = 300) -> str:
+    """One short line about an error, safe to log: SQLAlchemy's own text carries the SQL
+    parameters (reporter addresses, raw message bytes), so only the driver's message."""
+    inner: BaseException = error
+    if isinstance(error, sa_exc.StatementError) and error.orig is not None:
+        inner = error.orig
+    lines = str(inner).strip().splitlines()
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def analyse(raw: bytes, envelope: Envelope, settings: Settings) -> Analysis:
+    """The whole analysis of one report: analyze (pure), verify (DNS, if on), conclude."""
+    policy = settings.policy()
+    analysis = analyze(raw, envelope, policy)
+    evidence = (
+        verify.verify_analysis(analysis, settings.dns) if settings.dns.enabled else Evidence.none()
+    )
+    return conclude(analysis, evidence, policy)
+
+
+@dataclass
+class Outage:
+    since: float
+    wall_since: datetime
+    delay: float
+    retries: int = 0
+
+
+class Worker:
+    """Drains the spool into the store. ``run`` loops until ``stop`` is set."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        sessionmaker: Callable[[], Session],
+        settings: Settings,
+        *,
+        save_report: SaveReport,
+        check_schema: Callable[[], None],
+    ) -> None:
+        self.spool = spool
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.save_report = save_report
+        self.check_schema = check_schema
+        self.schema_ok = False
+        self.outage: Outage | None = None
+
+    # --- one entry -------------------------------------------------------------------------
+
+    def process(self, name: str) -> Outcome:
+        entry = self.spool.claim(name)
+        if entry is None:
+            return Outcome.GONE
+        try:
+            envelope, raw = self.spool.read(entry)
+        except SpoolError as e:
+            self.spool.quarantine(entry, f"unreadable spool entry: {e}")
+            log.error("entry_quarantined", spool_id=entry.id, reason=str(e))
+            return Outcome.FAILED
+        try:
+            analysis = analyse(raw, envelope, self.settings)
+        except Exception as e:
+            return self._failed(entry, "analysis failed", e)
+        try:
+            if not self.schema_ok:
+                self.check_schema()
+                self.schema_ok = True
+            with self.sessionmaker() as session, session.begin():
+                case_id = self.save_report(
+                    session, spool_id=entry.id, envelope=envelope, raw=raw, analysis=analysis
+                )
+        except Exception as e:
+            if is_store_down(e):
+                self.spool.release(entry)
+                self._store_down(e)
+                return Outcome.STORE_DOWN
+            return self._failed(entry, "saving failed", e)
+        self.spool.finish(entry)
+        self._store_up()
+        log.info(
+            "report_saved",
+            spool_id=entry.id,
+            case_id=case_id,
+            originals=len(analysis.originals),
+            size=len(raw),
+        )
+        return Outcome.SAVED
+
+    def _failed(self, entry: Entry, what: str, error: Exception) -> Outcome:
+        summary = f"{what}: {describe(error)}"
+        trace = "".join(traceback.format_tb(error.__traceback__))
+        reason = f"{summary}\n\nTraceback (most recent call last):\n{trace}"
+        moved = self.spool.fail_attempt(entry, reason, self.settings.worker.max_attempts)
+        log.error(
+            "entry_failed" if moved else "entry_attempt_failed",
+            spool_id=entry.id,
+            attempt=entry.attempts + 1,
+            max_attempts=self.settings.worker.max_attempts,
+            error=summary,
+        )
+        return Outcome.FAILED if moved else Outcome.RETRY
+
+    # --- store outages -------------------------------------------------------------------
+
+    def _store_down(self, error: Exception) -> None:
+        self.schema_ok = False  # check again once it is back (it may have been restored)
+        text = describe(error)
+        if self.outage is None:
+            initial = self.settings.worker.backoff_initial
+            self.outage = Outage(time.monotonic(), datetime.now(UTC), initial)
+            log.warning("store_unavailable", error=text, retry_in=initial)
+            with contextlib.suppress(OSError):
+                self.spool.mark_store_down(self.outage.wall_since, text)
+        else:
+            self.outage.retries += 1
+            self.outage.delay = min(self.outage.delay * 2, self.settings.worker.backoff_max)
+
+    def _store_up(self) -> None:
+        if self.outage is None:
+            return
+        log.info(
+            "store_recovered",
+            down_s=round(time.monotonic() - self.outage.since, 3),
+            retries=self.outage.retries,
+        )
+        self.outage = None
+        with contextlib.suppress(OSError):
+            self.spool.clear_store_down()
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def run(self, signals: Signals) -> None:
+        poll = self.settings.worker.poll_interval
+        while not signals.stopping():
+            signals.clear_wake()  # before listing: a put after the listing wakes us again
+            if signals.stopping():
+                return
+            names = self.spool.pending()
+            if not names:
+                signals.wait(poll, wakeable=True)
+                continue
+            for name in names:
+                if signals.stopping():
+                    return
+                if self.process(name) is Outcome.STORE_DOWN:
+                    assert self.outage is not None
+                    # not woken by new mail while backing off: that is the point
+                    signals.wait(self.outage.delay, wakeable=False)
+                    break
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL us when the daemon dies (Linux), so a killed daemon never
+    leaves an orphan worker racing its successor."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
+    """Entry point of the worker process (spawned by the daemon)."""
+    _die_with_parent(parent_pid)
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+    signals = PipeSignals(wake)
+    signals.install()
+    logs.setup(settings.log, process="worker")
+    from stopitd.store import cases, db  # the store is only needed in this process
+
+    spool = Spool(settings.spool.path)
+    with spool.lock(WORKER_LOCK, wait=True):
+        recovered = spool.recover(settings.worker.max_attempts)
+        if recovered.requeued or recovered.failed:
+            log.warning("spool_recovered", requeued=recovered.requeued, failed=recovered.failed)
+        engine = db.make_engine(settings.database.url)
+        try:
+            worker = Worker(
+                spool,
+                db.make_sessionmaker(engine),
+                settings,
+                save_report=cases.save_report,
+                check_schema=lambda: db.check_current(engine),
+            )
+            log.info("worker_started", pid=os.getpid())
+            worker.run(signals)
+        finally:
+            engine.dispose()
+    log.info("worker_stopped", pid=os.getpid())

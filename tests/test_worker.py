@@ -1,0 +1,228 @@
+"""The worker on a real spool folder and a real migrated store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from structlog.testing import capture_logs
+
+from stopitd.analysis.model import Envelope
+from stopitd.config import Settings, parse
+from stopitd.spool import Spool
+from stopitd.store import cases, db
+from stopitd.store.schema import Report
+from stopitd.worker import EventSignals, Outcome, PipeSignals, Worker, is_store_down
+from tests.daemon_helpers import report_message, wait_until
+from tests.pg import PgServer
+
+ENVELOPE = Envelope(
+    mail_from="victim@example.edu",
+    rcpt_tos=("stopit@example.edu",),
+    peer="192.0.2.7",
+    helo="laptop.example.edu",
+    received_at=datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+)
+
+
+def settings(**worker: Any) -> Settings:
+    values = {"max_attempts": 3, "backoff_initial": 0.01, "backoff_max": 0.05}
+    values.update(worker)
+    return parse({"worker": values, "dns": {"enabled": False}}, None)
+
+
+@pytest.fixture
+def spool(tmp_path: Path) -> Spool:
+    s = Spool(tmp_path / "spool")
+    s.create()
+    return s
+
+
+def make_worker(spool: Spool, url: str, **kw: Any) -> Worker:
+    engine = db.make_engine(url)
+    return Worker(
+        spool,
+        db.make_sessionmaker(engine),
+        kw.pop("settings", settings()),
+        save_report=kw.pop("save_report", cases.save_report),
+        check_schema=lambda: db.check_current(engine),
+    )
+
+
+def report_count(url: str) -> int:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(Report)) or 0)
+    finally:
+        engine.dispose()
+
+
+def test_entry_becomes_a_case_and_leaves_the_spool(spool: Spool, store_url: str) -> None:
+    spool_id = spool.put(report_message(1), ENVELOPE)
+    worker = make_worker(spool, store_url)
+    with capture_logs() as logs:
+        assert worker.process(spool_id) is Outcome.SAVED
+    assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
+    assert report_count(store_url) == 1
+    assert [e["event"] for e in logs] == ["report_saved"]
+    assert logs[0]["spool_id"] == spool_id
+
+
+def test_crash_after_commit_before_unlink_saves_once(spool: Spool, sqlite_url: str) -> None:
+    spool_id = spool.put(report_message(2), ENVELOPE)
+    data = (spool.new / spool_id).read_bytes()
+    worker = make_worker(spool, sqlite_url)
+    assert worker.process(spool_id) is Outcome.SAVED
+    # the same entry is back (as after a crash between commit and unlink)
+    (spool.cur / f"{spool_id}").write_bytes(data)
+    spool.recover(max_attempts=3)
+    assert worker.process(f"{spool_id}.1") is Outcome.SAVED
+    assert report_count(sqlite_url) == 1
+
+
+def test_store_down_keeps_entries_queued_logs_once_and_backs_off(spool: Spool) -> None:
+    down_url = "postgresql+psycopg://postgres@/stopitd?host=/nonexistent-socket-dir"
+    for n in range(3):
+        spool.put(report_message(n), ENVELOPE)
+    worker = make_worker(spool, down_url)
+    outcomes = []
+    with capture_logs() as logs:
+        for _ in range(3):
+            outcomes.append(worker.process(spool.pending()[0]))
+    assert outcomes == [Outcome.STORE_DOWN] * 3
+    assert len(spool.pending()) == 3  # nothing lost, no attempt counted
+    assert all("." not in name for name in spool.pending())
+    assert [e["event"] for e in logs] == ["store_unavailable"]
+    assert worker.outage is not None and worker.outage.delay == 0.04
+    status = spool.status()
+    assert status.store_down_since is not None and "OperationalError" in status.store_down_error
+
+
+@pytest.mark.postgres
+def test_store_outage_and_recovery_on_a_real_server(spool: Spool) -> None:
+    pg = PgServer()
+    try:
+        pg.start()
+        url = pg.url(pg.create_database())
+        db.upgrade(url)
+        worker = make_worker(spool, url)
+        first = spool.put(report_message(10), ENVELOPE)
+        assert worker.process(first) is Outcome.SAVED
+        pg.stop()
+        second = spool.put(report_message(11), ENVELOPE)
+        with capture_logs() as logs:
+            assert worker.process(second) is Outcome.STORE_DOWN
+            pg.start()
+            assert worker.process(second) is Outcome.SAVED
+        events = [e["event"] for e in logs]
+        assert events == ["store_unavailable", "store_recovered", "report_saved"]
+        assert report_count(url) == 2
+        assert spool.status().store_down_since is None
+    finally:
+        pg.destroy()
+
+
+def test_a_bug_counts_attempts_then_fails_with_a_reason(spool: Spool, sqlite_url: str) -> None:
+    def broken_save(*_args: Any, **_kwargs: Any) -> int:
+        raise ValueError("a bug in saving")
+
+    spool_id = spool.put(report_message(3), ENVELOPE)
+    worker = make_worker(spool, sqlite_url, save_report=broken_save)
+    outcomes = [worker.process(spool.pending()[0]) for _ in range(3)]
+    assert outcomes == [Outcome.RETRY, Outcome.RETRY, Outcome.FAILED]
+    status = spool.status()
+    assert (status.new, status.cur, status.failed) == (0, 0, 1)
+    assert status.failed_entries[0].id == spool_id
+    assert "ValueError: a bug in saving" in status.failed_entries[0].reason
+    # fixed: retry puts it back and it becomes a case
+    spool.retry(spool_id)
+    assert make_worker(spool, sqlite_url).process(spool_id) is Outcome.SAVED
+    assert report_count(sqlite_url) == 1
+
+
+def test_a_database_error_never_logs_the_report(spool: Spool, sqlite_url: str) -> None:
+    """SQLAlchemy's error text carries the SQL parameters: none of it reaches the log."""
+    from sqlalchemy import text
+
+    def save_with_bad_sql(session: Any, **kw: Any) -> int:
+        session.execute(  # violates NOT NULL on the other columns: IntegrityError
+            text("INSERT INTO reports (spool_id, raw) VALUES (:reporter, :raw)"),
+            {"reporter": kw["envelope"].mail_from, "raw": kw["raw"]},
+        )
+        return 0
+
+    spool.put(report_message(6), ENVELOPE)
+    worker = make_worker(spool, sqlite_url, save_report=save_with_bad_sql)
+    worker.schema_ok = True
+    with capture_logs() as logs:
+        worker.process(spool.pending()[0])
+    assert [e["event"] for e in logs] == ["entry_attempt_failed"]
+    assert logs[0]["error"].startswith("saving failed: IntegrityError: NOT NULL")
+    assert "victim@example.edu" not in repr(logs) and "you again" not in repr(logs)
+    assert spool.pending()[0].endswith(".1")  # one attempt counted
+
+
+def test_unreadable_entry_is_quarantined_at_once(spool: Spool, sqlite_url: str) -> None:
+    spool_id = spool.put(report_message(4), ENVELOPE)
+    (spool.new / spool_id).write_bytes(b"garbage without an envelope line")
+    assert make_worker(spool, sqlite_url).process(spool_id) is Outcome.FAILED
+    assert spool.status().failed_entries[0].reason.startswith("unreadable spool entry")
+
+
+def test_schema_behind_is_treated_as_store_down(spool: Spool, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'never-migrated.db'}"
+    spool_id = spool.put(report_message(5), ENVELOPE)
+    with capture_logs() as logs:
+        assert make_worker(spool, url).process(spool_id) is Outcome.STORE_DOWN
+    assert "stopitd db upgrade" in logs[0]["error"]
+    assert spool.pending() == [spool_id]
+
+
+def test_run_loop_is_woken_per_message_and_stops(spool: Spool, sqlite_url: str) -> None:
+    signals = EventSignals()
+    # a long poll interval: only the wake-up can make this test pass in time
+    worker = make_worker(spool, sqlite_url, settings=settings(poll_interval=3600.0))
+    thread = threading.Thread(target=worker.run, args=(signals,))
+    thread.start()
+    try:
+        for n in range(5):
+            spool.put(report_message(20 + n), ENVELOPE)
+            signals.wake()
+        wait_until(lambda: report_count(sqlite_url) == 5, 60, "five cases")
+    finally:
+        signals.request_stop()
+        thread.join(30)
+    assert not thread.is_alive()
+
+
+def test_pipe_signals_wake_and_stop_on_eof() -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    signals = PipeSignals(reader)
+    started = time.monotonic()
+    os.write(writer.fileno(), b"w")
+    signals.wait(30, wakeable=True)  # returns at once: a byte is waiting
+    signals.clear_wake()
+    assert not signals.stopping()
+    writer.close()  # the daemon closes its end: stop
+    signals.wait(30, wakeable=False)  # backing off, yet EOF ends the wait
+    assert signals.stopping()
+    assert time.monotonic() - started < 20
+
+
+def test_store_down_classification() -> None:
+    from sqlalchemy import exc
+
+    assert is_store_down(exc.OperationalError("SELECT 1", {}, Exception("refused")))
+    assert is_store_down(exc.InterfaceError("SELECT 1", {}, Exception("closed")))
+    invalidated = exc.DBAPIError("SELECT 1", {}, Exception("gone"), connection_invalidated=True)
+    assert is_store_down(invalidated)
+    assert not is_store_down(exc.IntegrityError("INSERT", {}, Exception("dup")))
+    assert not is_store_down(ValueError("bug"))
