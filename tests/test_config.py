@@ -77,3 +77,14 @@ def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "stopitd.toml").write_text("")
     assert config.discover(None) == Path("config/stopitd.toml")
+
+
+@pytest.mark.parametrize("server", ["dns.example", "127.0.0.1:99999"])
+def test_bad_nameserver_is_rejected_at_load(tmp_path: Path, server: str) -> None:
+    with pytest.raises(ConfigError, match=r"dns\.nameservers"):
+        config.load(write(tmp_path, f'[dns]\nnameservers = ["{server}"]\n'))
+
+
+def test_nameservers_with_ports_are_accepted(tmp_path: Path) -> None:
+    settings = config.load(write(tmp_path, '[dns]\nnameservers = ["127.0.0.1:5353", "::1"]\n'))
+    assert settings.dns.nameservers == ("127.0.0.1:5353", "::1")

@@ -67,6 +67,7 @@ class DnsSettings:
     nameservers: tuple[str, ...] = ()  # empty: the system resolver
     timeout: float = 2.0  # per query
     budget: float = 5.0  # total DNS time per message
+    retry_after: float = 300.0  # the daemon's DNS back-off after a resolver timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +282,16 @@ def _check(settings: Settings) -> None:
     for key in ("backoff_initial", "backoff_max", "poll_interval"):
         if getattr(settings.worker, key) <= 0:
             raise ConfigError(f"worker.{key}: must be greater than 0")
-    if settings.dns.timeout <= 0 or settings.dns.budget <= 0:
-        raise ConfigError("dns.timeout and dns.budget: must be greater than 0")
+    for key in ("timeout", "budget", "retry_after"):
+        if getattr(settings.dns, key) <= 0:
+            raise ConfigError(f"dns.{key}: must be greater than 0")
+    from stopitd.verify.dnsclient import parse_nameserver
+
+    for server in settings.dns.nameservers:
+        try:
+            parse_nameserver(server)
+        except ValueError as e:
+            raise ConfigError(f"dns.nameservers: {server!r}: {e}") from None
     for key in ("trusted_networks", "msa_networks"):
         for net in getattr(settings.trust, key):
             try:

@@ -181,9 +181,13 @@ def analyse(raw: bytes, envelope: Envelope, settings: Settings) -> Analysis:
     """The whole analysis of one report: analyze (pure), verify (DNS, if on), conclude."""
     policy = settings.policy()
     analysis = analyze(raw, envelope, policy)
-    evidence = (
-        verify.verify_analysis(analysis, settings.dns) if settings.dns.enabled else Evidence.none()
-    )
+    evidence = Evidence.none()
+    if settings.dns.enabled:
+        verifier = verify.default_verifier(settings.dns)
+        if verifier.dns_down and verifier.down_for() >= settings.dns.retry_after:
+            verifier.revive()  # the back-off is over: ask DNS again
+            log.info("dns_revived", after_s=round(settings.dns.retry_after))
+        evidence = verify.verify_analysis(analysis, settings.dns, verifier)
     return conclude(analysis, evidence, policy)
 
 

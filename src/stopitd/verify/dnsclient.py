@@ -40,7 +40,7 @@ class Answer:
     nxdomain: bool = False
 
 
-def _nameserver(spec: str) -> dns.nameserver.Do53Nameserver:
+def parse_nameserver(spec: str) -> dns.nameserver.Do53Nameserver:
     """ "HOST", "HOST:PORT", "[V6]:PORT" or a bare IPv6 address; HOST must be an IP."""
     spec = spec.strip()
     host, port = spec.strip("[]"), 53
@@ -61,7 +61,7 @@ class DnsClient:
             servers = []
             for spec in settings.nameservers:
                 try:
-                    servers.append(_nameserver(spec))
+                    servers.append(parse_nameserver(spec))
                 except ValueError as e:
                     self.down_reason = f"unusable dns.nameservers entry {spec!r}: {e}"
             if servers and not self.down_reason:
