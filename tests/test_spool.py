@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -179,12 +180,15 @@ def test_unwritable_tmp_is_enotdir_and_leaves_nothing(spool: Spool) -> None:
     assert names(spool.new) == []
 
 
-@pytest.fixture
-def small_file_limit() -> Iterator[int]:
-    """RLIMIT_FSIZE for this process: writes past it fail with EFBIG (a real write fault)."""
+@contextlib.contextmanager
+def small_file_limit(limit: int = 4096) -> Iterator[int]:
+    """RLIMIT_FSIZE for this process: writes past it fail with EFBIG (a real write fault).
+
+    Held only around the write under test: pytest's own output may go to a file (CI), and
+    its writes must not meet the limit.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    limit = 4096
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
     try:
         yield limit
@@ -193,16 +197,15 @@ def small_file_limit() -> Iterator[int]:
         signal.signal(signal.SIGXFSZ, old_handler)
 
 
-def test_write_failure_midway_removes_the_partial_file(
-    spool: Spool, small_file_limit: int
-) -> None:
-    big = b"X" * (small_file_limit * 4)
-    with pytest.raises(SpoolWriteError) as err:
+def test_write_failure_midway_removes_the_partial_file(spool: Spool) -> None:
+    big = b"X" * (4096 * 4)
+    with pytest.raises(SpoolWriteError) as err, small_file_limit():
         spool.put(big, ENVELOPE)
     assert err.value.errno == 27  # EFBIG
     assert names(spool.tmp) == []
     assert names(spool.new) == []
-    assert spool.put(b"small\r\n", ENVELOPE)  # the spool still works afterwards
+    with small_file_limit():
+        assert spool.put(b"small\r\n", ENVELOPE)  # the spool still works afterwards
 
 
 def test_concurrent_puts_share_dir_fsyncs_and_all_land(spool: Spool) -> None:

@@ -16,8 +16,11 @@ __all__ = ["analyze", "conclude"]
 
 
 def _analyze_original(original: Original, policy: Policy) -> Original:
-    header_block, _ = split_message(original.raw)
-    fields = parse_fields(header_block, policy.limits.max_headers)
+    if original.header_fields is not None:
+        fields = list(original.header_fields)
+    else:
+        header_block, _ = split_message(original.raw)
+        fields = parse_fields(header_block, policy.limits.max_headers)
     hops = tuple(received.parse_received(f.value) for f in fields if f.key == "received")
     walk = trust.walk(hops, fields, policy.trust)
     recorded = authres.read_recorded(fields, walk, policy.trust)
@@ -28,6 +31,7 @@ def _analyze_original(original: Original, policy: Policy) -> Original:
         auth=recorded.summary,
         source=estimate.source,
         findings=original.findings + walk.findings + recorded.findings + estimate.findings,
+        header_fields=None,
     )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import authres as authres_lib
 
@@ -53,6 +54,7 @@ ARC_AUTH_RESULTS = "ARC-Authentication-Results"
 RECEIVED_SPF = "Received-SPF"
 FOREFRONT = "X-Forefront-Antispam-Report"
 _HEADERS = {h.lower(): h for h in (AUTH_RESULTS, ARC_AUTH_RESULTS, RECEIVED_SPF, FOREFRONT)}
+_RESULTS_HEADERS = frozenset({AUTH_RESULTS.lower(), ARC_AUTH_RESULTS.lower()})
 # Client IPs written in comments: Microsoft's "sender IP is X", Google's and Apple's
 # "domain of a@b designates X as permitted sender" (or "does not designate X ...").
 _COMMENT_IPS = (
@@ -77,6 +79,7 @@ class _Stamp:
     results: tuple[RecordedAuth, ...] = ()
     error: str = ""
     forefront: bool = False
+    partial: bool = False  # results from our tokenizer only: read again before keeping
 
 
 def normalise_ip(text: str) -> str:
@@ -98,6 +101,8 @@ def _with_library(value: str) -> ParsedHeader | None:
         return None
     results = []
     for r in header.results:
+        if not hasattr(r, "properties"):  # "none" after other results: let ours read it
+            return None
         props = tuple((f"{p.type}.{p.name}".lower(), str(p.value)) for p in r.properties if p.name)
         results.append(
             ParsedResult(
@@ -110,8 +115,15 @@ def _with_library(value: str) -> ParsedHeader | None:
     return ParsedHeader(str(header.authserv_id or "").lower(), tuple(results))
 
 
+# authres rewrites the rest of the text for every token it reads (quadratic time): longer
+# values (no real stamp comes near) are read by our tokenizer alone.
+_LIBRARY_VALUE_MAX = 8192
+
+
 def _results_header(value: str, *, arc: bool) -> ParsedHeader:
     ours = parse_results_header(value, arc=arc)  # raises ResinfoError
+    if len(value) > _LIBRARY_VALUE_MAX:
+        return ours
     body = value.split(";", 1)[1] if arc else value
     theirs = _with_library(body)
     if theirs is None or len(theirs.results) != len(ours.results):
@@ -124,23 +136,59 @@ def _results_header(value: str, *, arc: bool) -> ParsedHeader:
     return ParsedHeader(theirs.authserv_id, merged, ours.instance, ours.version)
 
 
-def _stamp(f: HeaderField) -> _Stamp:
-    name = _HEADERS[f.key]
+# Stamps repeat across messages (a provider's stamp on a flood of copies); reading one
+# costs hundreds of microseconds in authres, so short values are read once.
+_CACHED_VALUE_MAX = 4096
+# The authserv-id piece (before the first ";", after ARC's "i=N;") when it is a plain
+# dot-atom (and version) with no comment, quote or "=": authres and our tokenizer then
+# read the same authserv-id, so whether the stamp is kept can be decided before authres
+# reads the results, and authres runs only for kept stamps.
+_PLAIN_ID = re.compile(r"[ \t]*[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?:[ \t]+\d+)?[ \t]*")
+_PLAIN_INSTANCE = re.compile(r"[ \t]*i[ \t]*=[ \t]*\d+[ \t]*", re.IGNORECASE)
+
+
+def _plain_authserv_id(key: str, value: str) -> bool:
+    pieces = value.split(";", 2)
+    if key == ARC_AUTH_RESULTS.lower():
+        if len(pieces) < 2 or _PLAIN_INSTANCE.fullmatch(pieces[0]) is None:
+            return False
+        pieces = pieces[1:]
+    return _PLAIN_ID.fullmatch(pieces[0]) is not None
+
+
+def _stamp(f: HeaderField, *, results: bool) -> _Stamp:
+    """The stamp; with ``results=False`` maybe without authres's reading of the results
+    (``partial``), which is all that is needed to decide whether it is kept."""
+    quick = not results and f.key in _RESULTS_HEADERS and _plain_authserv_id(f.key, f.value)
+    if len(f.value) <= _CACHED_VALUE_MAX:
+        return _cached_stamp(f.key, f.value, quick)
+    return _read_stamp(f.key, f.value, quick)
+
+
+@lru_cache(maxsize=1024)
+def _cached_stamp(key: str, value: str, quick: bool) -> _Stamp:
+    return _read_stamp(key, value, quick)
+
+
+def _read_stamp(key: str, value: str, quick: bool = False) -> _Stamp:
+    name = _HEADERS[key]
     try:
-        if f.key == FOREFRONT.lower():
-            pairs = parse_forefront(f.value)
+        if key == FOREFRONT.lower():
+            pairs = parse_forefront(value)
             if not pairs:
                 raise ResinfoError("no NAME:VALUE pairs")
             sfv = next((v for k, v in pairs if k == "SFV"), "")
             rec = RecordedAuth(name, "", "forefront", sfv.lower(), pairs)
             return _Stamp("", (rec,), forefront=True)
-        if f.key == RECEIVED_SPF.lower():
-            spf = parse_received_spf(f.value)
+        if key == RECEIVED_SPF.lower():
+            spf = parse_received_spf(value)
             rec = RecordedAuth(
                 name, spf.receiver, "spf", spf.result, spf.pairs, comment=spf.comment
             )
             return _Stamp(spf.receiver, (rec,))
-        parsed = _results_header(f.value, arc=f.key == ARC_AUTH_RESULTS.lower())
+        arc = key == ARC_AUTH_RESULTS.lower()
+        # both raise ResinfoError when our tokenizer cannot read it
+        parsed = parse_results_header(value, arc=arc) if quick else _results_header(value, arc=arc)
     except ResinfoError as e:
         return _Stamp("", error=str(e))
     extra: tuple[tuple[str, str], ...] = ()
@@ -158,7 +206,7 @@ def _stamp(f: HeaderField) -> _Stamp:
         )
         for r in parsed.results
     )
-    return _Stamp(parsed.authserv_id, recs)
+    return _Stamp(parsed.authserv_id, recs, partial=quick)
 
 
 def _boundary_position(fields: list[HeaderField], walk: Walk) -> int | None:
@@ -224,15 +272,15 @@ def _why_untrusted(
 
 def recorded_ips(recorded: tuple[RecordedAuth, ...]) -> tuple[str, ...]:
     """Client IPs the kept stamps record, normalised, in order, once each."""
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered, and linear however many stamps there are
     for rec in recorded:
         candidates = [v for k, v in rec.properties if k.lower() in _IP_PROPERTIES]
         for pattern in _COMMENT_IPS:
             candidates += pattern.findall(rec.comment)
         for c in candidates:
             ip = normalise_ip(c)
-            if ip and ip not in out:
-                out.append(ip)
+            if ip:
+                out.setdefault(ip)
     return tuple(out)
 
 
@@ -260,12 +308,14 @@ def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) ->
     for pos, f in enumerate(fields):
         if f.key not in _HEADERS:
             continue
-        stamp = _stamp(f)
+        stamp = _stamp(f, results=False)
         above = boundary is not None and pos < boundary
         vouched = _vouched(stamp, policy)
         if stamp.forefront and vouched and received_by_provider(boundary_by, vouched):
             above = True  # header firewall: see authserv.FOREFRONT_HOSTS
         if above and vouched and not stamp.error:
+            if stamp.partial:
+                stamp = _stamp(f, results=True)
             kept.extend(stamp.results)
             continue
         untrusted.append(

@@ -122,10 +122,9 @@ def conclude(
             else f"no aligned DKIM or SPF pass and no trusted DMARC pass for {from_domain}"
         )
         reasons = (*reasons, Reason("from-not-authenticated", f"From is not proven: {why}."))
-    domains = list(source.responsible_domains)
+    domains = dict.fromkeys(source.responsible_domains)  # ordered, each once
     for d in _signer_domains(auth) + ([from_domain] if proof else []):
-        if d not in domains:
-            domains.append(d)
+        domains.setdefault(d)
     source = replace(
         source,
         from_authenticated=from_authenticated,

@@ -5,15 +5,25 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 
 from stopitd.analysis.headers import HeaderField, decode_words, get
 from stopitd.analysis.model import Address, KeyFields
+
+# Values that repeat (a flood's From, a campaign's Date) are read once; long ones are not
+# kept, so the caches stay small.
+_CACHED_VALUE_MAX = 1024
 
 
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date as UTC, or None when it cannot be read."""
     if not value:
         return None
+    return _parse_date(value) if len(value) <= _CACHED_VALUE_MAX else _parse_date.__wrapped__(value)
+
+
+@lru_cache(maxsize=1024)
+def _parse_date(value: str) -> datetime | None:
     try:
         dt = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -23,11 +33,43 @@ def parse_date(value: str | None) -> datetime | None:
     return dt.astimezone(UTC)
 
 
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+# The common shapes: ``addr``, ``<addr>``, ``Name Words <addr>``, ``"Quoted" <addr>``.
+# Anything else (comments, groups, lists, escapes, non-ASCII) goes to the stdlib.
+_SIMPLE_ADDRESS = re.compile(
+    rf'[ \t]*(?:({_ATOM}(?:[ \t]+{_ATOM})*)|"([^"\\\r\n]*)")?[ \t]*<({_ADDR})>[ \t]*'
+    rf"|[ \t]*({_ADDR})[ \t]*"
+)
+
+
+def _simple_address(value: str) -> tuple[str, str] | None:
+    """(name, address) as ``getaddresses`` reads the common shapes; None for the rest."""
+    m = _SIMPLE_ADDRESS.fullmatch(value)
+    if m is None:
+        return None
+    atoms, quoted, bracketed, bare = m.groups()
+    if bare is not None:
+        return "", bare
+    if atoms is not None:
+        return " ".join(atoms.split()), bracketed
+    return quoted or "", bracketed
+
+
 def parse_addresses(value: str | None) -> tuple[Address, ...]:
     if not value:
         return ()
+    if len(value) <= _CACHED_VALUE_MAX:
+        return _parse_addresses(value)
+    return _parse_addresses.__wrapped__(value)
+
+
+@lru_cache(maxsize=1024)
+def _parse_addresses(value: str) -> tuple[Address, ...]:
+    simple = _simple_address(value)
+    pairs = [simple] if simple is not None else getaddresses([value])
     out = []
-    for name, addr in getaddresses([value]):
+    for name, addr in pairs:
         if addr or name:
             out.append(Address(decode_words(name), addr))
     return tuple(out)

@@ -217,6 +217,7 @@ class _Finder:
                 found_in=parent,
                 filename=filename,
                 feedback=feedback,
+                header_fields=tuple(ent.fields) if ent.fields_exact else None,
             )
         )
 
@@ -624,7 +625,9 @@ def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original
     root, budget = parse(raw, limits)
     finder = _Finder(limits, budget)
     finder._full(root, How.DIRECT, None)
-    return report_info(root.fields, raw, budget.findings, []), tuple(finder.originals)
+    # The report is the original: its key fields were just read.
+    key = finder.originals[0].fields
+    return report_info(root.fields, raw, budget.findings, [], key), tuple(finder.originals)
 
 
 def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:
@@ -654,7 +657,8 @@ def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Origi
             )
             finder = _Finder(limits, budget)
             finder._full(root, How.RESENT, None, (note,))
-            return report_info(root.fields, raw, findings, []), tuple(finder.originals)
+            key = finder.originals[0].fields
+            return report_info(root.fields, raw, findings, [], key), tuple(finder.originals)
     if not finder.originals:
         kept = len(finder.attachments)
         findings.append(

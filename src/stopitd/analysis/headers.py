@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 
 _FOLD = re.compile(r"\r?\n[ \t]")
@@ -17,10 +17,11 @@ class HeaderField:
     name: str  # as written
     raw: bytes  # the whole field, name to end of its last line, line ends included
     value: str  # unfolded value (text after the colon), undecoded, stripped
+    # The lower-case name, computed once: every lookup compares it.
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        return self.name.lower()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.name.lower())
 
     @property
     def decoded(self) -> str:
@@ -90,43 +91,46 @@ def parse_block(
         block = block[: cut + 1] if cut >= 0 else block[:max_length]
         truncated_length = True
     fields: list[HeaderField] = []
-    current: list[bytes] = []
+    current: list[bytes] = []  # the lines of the field being read
+    colon = 0  # where its name ends (the name matched ``_NAME``: ASCII, colon after it)
     junk = 0
     truncated = False
-
-    def flush() -> None:
-        if not current:
-            return
-        raw = b"".join(current)
-        name, _, value = raw.partition(b":")
-        fields.append(
-            HeaderField(
-                name=_text(name).strip(),
-                raw=raw,
-                value=_FOLD.sub(" ", _text(value)).strip(),
-            )
-        )
+    append = fields.append
+    match = _NAME.match
 
     for n, line in enumerate(block.splitlines(keepends=True)):
-        if line[:1] in (b" ", b"\t"):
+        first = line[:1]
+        if first == b" " or first == b"\t":
             if current:
                 current.append(line)
             elif line.strip():
                 junk += 1
             continue
-        if _NAME.match(line):
-            flush()
+        m = match(line)
+        if current:  # flush: the field read so far is complete
+            if len(current) == 1:  # a single line has no fold to undo
+                raw = current[0]
+                value = _text(raw[colon + 1 :]).strip()
+            else:
+                raw = b"".join(current)
+                value = _FOLD.sub(" ", _text(raw[colon + 1 :])).strip()
+            append(HeaderField(raw[:colon].decode("ascii").strip(), raw, value))
             current = []
+        if m is not None:
             if max_fields is not None and len(fields) >= max_fields:
                 truncated = True
                 break
             current = [line]
+            colon = m.end() - 1
             continue
-        flush()
-        current = []
         if not (n == 0 and line.startswith(b"From ")) and line.strip():
             junk += 1
-    flush()
+    if current:
+        raw = b"".join(current)
+        value = _text(raw[colon + 1 :])
+        if len(current) > 1:
+            value = _FOLD.sub(" ", value)
+        append(HeaderField(raw[:colon].decode("ascii").strip(), raw, value.strip()))
     return HeaderBlock(fields, junk, truncated, truncated_length)
 
 

@@ -70,6 +70,7 @@ def parse(text: str) -> Address | None:
     return ip
 
 
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """The normal form of the address written in ``text``, or "" when it is not one."""
     ip = parse(text)

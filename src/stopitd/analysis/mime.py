@@ -45,6 +45,9 @@ class Entity:
     children: list[Entity] = field(default_factory=list)
     encoded_message: bool = False  # a message/rfc822 whose body was base64/QP-decoded
     junk_lines: int = 0  # header lines that were neither fields nor continuations
+    # ``fields`` are exactly what parsing ``raw``'s header block alone gives: it ended at
+    # an empty line and nothing was cut for length.
+    fields_exact: bool = False
 
     @property
     def raw(self) -> bytes:
@@ -305,6 +308,7 @@ class _Walker:
             filename=filename,
             depth=depth,
             junk_lines=block.junk_lines,
+            fields_exact=bstart > hend and not block.truncated_length,
         )
         self.budget.parts += 1
         too_deep = depth >= limits.max_mime_depth

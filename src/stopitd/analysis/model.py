@@ -9,11 +9,14 @@ beside it, never inside it).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stopitd.analysis.headers import HeaderField
 
 SCHEMA_VERSION = 1
 ANALYZER_VERSION = "0.1.0"
@@ -309,6 +312,12 @@ class Original:
     found_in: int | None = None  # index of the original this one was forwarded inside
     filename: str = ""  # the attachment's file name (.eml/.msg), when it had one
     feedback: tuple[tuple[str, str], ...] = ()  # ARF message/feedback-report fields, in order
+    # The header fields of ``raw`` as the finder already parsed them, so the analysis does
+    # not parse them again; None when they must be read from ``raw``. Not part of the
+    # value: never compared, shown or serialised, and dropped once the analysis ran.
+    header_fields: tuple[HeaderField, ...] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +346,7 @@ class Analysis:
 # Python attribute names that are keywords or clash, and their JSON keys.
 _RENAMED = {"from_": "from", "with_": "with", "for_": "for"}
 # Attributes that never go into the JSON (bytes live in the store beside it).
-_OMITTED = {"raw"}
+_OMITTED = {"raw", "header_fields"}
 _KEEP_RAW_TEXT = {Hop}  # a hop's raw text is evidence staff must see
 # Attributes whose keys are merged into the parent object.
 _FLATTENED = {"fields"}
@@ -359,14 +368,14 @@ def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
         plan = tuple(
             (f.name, _RENAMED.get(f.name, f.name), f.name in _FLATTENED)
             for f in fields(cls)
-            if f.name not in _OMITTED or cls in _KEEP_RAW_TEXT
+            if f.name not in _OMITTED or (cls in _KEEP_RAW_TEXT and f.name == "raw")
         )
         _PLANS[cls] = plan
     return plan
 
 
-def to_jsonable(value: Any) -> Any:
-    """Turn a model value into plain JSON types (dict keys as the contract names them)."""
+def _generic(value: Any) -> Any:
+    """The reference conversion, for values whose exact type has no converter yet."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):
@@ -378,15 +387,58 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return base64.b64encode(value).decode("ascii")
     if is_dataclass(value) and not isinstance(value, type):
-        out: dict[str, Any] = {}
-        for name, key, flattened in _plan(type(value)):
-            item = to_jsonable(getattr(value, name))
-            if flattened:
-                out.update(item)  # key fields sit directly on the report/original object
-            else:
-                out[key] = item
-        return out
+        return _dataclass(value)
     return value
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _sequence(value: Any) -> list[Any]:
+    return [to_jsonable(v) for v in value]
+
+
+def _enum(value: Any) -> Any:
+    return value.value
+
+
+def _dataclass(value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, key, flattened in _plan(type(value)):
+        item = getattr(value, name)
+        if type(item) is not str:  # most leaves are plain text: no call for them
+            item = to_jsonable(item)
+        if flattened:
+            out.update(item)  # key fields sit directly on the report/original object
+        else:
+            out[key] = item
+    return out
+
+
+def _converter(cls: type) -> Callable[[Any], Any]:
+    """How to convert every value of exactly this type (what ``_generic`` would do)."""
+    if cls in (type(None), bool, int, float, str):
+        return _same
+    if issubclass(cls, StrEnum):
+        return _enum
+    if cls in (tuple, list):
+        return _sequence
+    if is_dataclass(cls):
+        return _dataclass
+    return _generic
+
+
+# Per exact type: its converter; built on first sight, so each value costs one lookup.
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn a model value into plain JSON types (dict keys as the contract names them)."""
+    convert = _CONVERTERS.get(type(value))
+    if convert is None:
+        convert = _CONVERTERS[type(value)] = _converter(type(value))
+    return convert(value)
 
 
 def analysis_to_json(analysis: Analysis) -> dict[str, Any]:

@@ -7,20 +7,20 @@ import re
 
 from stopitd.analysis.fields import key_fields
 from stopitd.analysis.headers import HeaderField, get, get_all
-from stopitd.analysis.model import Attachment, Finding, ReportInfo
+from stopitd.analysis.model import Attachment, Finding, KeyFields, ReportInfo
 
 _ID = re.compile(r"<([^<>\s]+)>")
 
 
 def in_reply_to(fields: list[HeaderField]) -> tuple[str, ...]:
     """Ids from In-Reply-To then References, without <>, each once, in order."""
-    ids: list[str] = []
+    ids: dict[str, None] = {}  # ordered, and linear however long References is
     for name in ("in-reply-to", "references"):
         for f in get_all(fields, name):
             for found in _ID.findall(f.value) or f.value.split():
                 found = found.strip("<>")
-                if found and found not in ids:
-                    ids.append(found)
+                if found:
+                    ids.setdefault(found)
     return tuple(ids)
 
 
@@ -38,9 +38,11 @@ def report_info(
     raw: bytes,
     findings: list[Finding],
     attachments: list[Attachment],
+    key: KeyFields | None = None,
 ) -> ReportInfo:
+    """The report's facts; ``key`` when its key fields were already read from ``fields``."""
     return ReportInfo(
-        fields=key_fields(fields),
+        fields=key if key is not None else key_fields(fields),
         findings=tuple(findings),
         attachments=tuple(attachments),
         auto_submitted=auto_submitted(fields),

@@ -166,14 +166,14 @@ def _identifiers(original: Original, fields: list[HeaderField], provider: str) -
 
 
 def _dkim_domains(fields: list[HeaderField]) -> list[str]:
-    out: list[str] = []
+    out: dict[str, None] = {}  # ordered, and linear however many signatures there are
     for f in fields:
         if f.key != "dkim-signature":
             continue
         m = _DKIM_D.search(f.value)
-        if m and m.group(1).lower() not in out:
-            out.append(m.group(1).lower())
-    return out
+        if m:
+            out.setdefault(m.group(1).lower())
+    return list(out)
 
 
 def _domains(relay: Hop, origin: Hop | None, provider: str) -> tuple[str, ...]:

@@ -1,0 +1,330 @@
+"""Analysis: `stopitd analyze --original --json --no-dns` vs SpamAssassin's Received parse.
+
+Both get the same list: every fixtures/**/*.eml, repeated to at least --messages entries.
+stopitd's per-message figure is the same click command run in this process after a
+warm-up (file reads, analysis, conclusion and JSON lines included; interpreter start-up
+and imports not, as SpamAssassin's load is not in its figure); for context, one
+`stopitd analyze` process over the whole list is timed too, start-up included, and its
+output checked (one JSON object per file). SpamAssassin runs bench/sa_relays.pl: no
+rules, no plugins, every file read before the clock starts, only the parse loop timed
+(parse, PerMsgStatus, extract_message_metadata, which fills X-Spam-Relays-*).
+Then pyinstrument profiles the same analyze command in this process, and the table lists
+where the time goes (bench/out/analysis-profile.html has the whole tree).
+
+    python -m bench.analysis [--messages 2000] [--no-profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    OUT_DIR,
+    ROOT,
+    BenchError,
+    Row,
+    fmt,
+    print_table,
+    progress,
+    require_perl_module,
+    require_tool,
+    rows_json,
+    stopitd_command,
+    verdict,
+    write_json,
+)
+from bench.messages import fixture_files
+
+RATIO_TARGET = 3.0
+SA_DRIVER = Path(__file__).resolve().parent / "sa_relays.pl"
+ANALYZE_ARGS = ["analyze", "--original", "--json", "--no-dns"]
+# Frames that only drive the command (every sample passes through them): left out of the
+# inclusive list so that it shows where the work is.
+DRIVER_CODE = ("bench/", "click/", "stopitd/cli/__init__", "stopitd/cli/common", "<")
+
+
+def file_list(messages: int) -> tuple[list[str], int]:
+    """Fixture paths (relative to the checkout) repeated to >= MESSAGES; and the repeat."""
+    files = [str(p.relative_to(ROOT)) for p in fixture_files()]
+    repeat = max(1, math.ceil(messages / len(files)))
+    return files * repeat, repeat
+
+
+def time_stopitd(files: list[str], extra: list[str], timeout: float) -> tuple[float, int]:
+    """Wall seconds of one `stopitd analyze` over FILES, and the originals it found."""
+    argv = [*stopitd_command(), *extra, *files]
+    env = {**os.environ, "STOPITD_CONFIG": ""}
+    t0 = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, cwd=ROOT, timeout=timeout, env=env)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise BenchError(f"stopitd analyze failed: {done.stderr.decode(errors='replace')[:800]}")
+    lines = done.stdout.splitlines()
+    if len(lines) != len(files):
+        raise BenchError(f"stopitd analyze printed {len(lines)} results for {len(files)} files")
+    originals = 0
+    for line in lines:
+        doc = json.loads(line)
+        originals += len(doc["originals"])
+    return seconds, originals
+
+
+def time_spamassassin(files: list[str], repeat: int, timeout: float) -> dict[str, Any]:
+    perl = require_tool("perl", "perl")
+    require_perl_module("Mail::SpamAssassin", "spamassassin")
+    unique = files[: len(files) // repeat]
+    done = subprocess.run(
+        [perl, str(SA_DRIVER), str(repeat), *unique],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"{SA_DRIVER.name} failed: {done.stderr[:800]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["messages"] != len(files):
+        raise BenchError(f"SpamAssassin parsed {result['messages']} of {len(files)} messages")
+    return result
+
+
+# --- in process ---------------------------------------------------------------------------
+
+
+def run_in_process(files: list[str]) -> str:
+    """The analyze command over FILES in this process (imports done); what it printed."""
+    from stopitd.cli import main as cli_main
+
+    os.environ["STOPITD_CONFIG"] = ""
+    out = io.StringIO()
+    cwd = Path.cwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out):
+            cli_main.main([*ANALYZE_ARGS, *files], standalone_mode=False)
+    finally:
+        os.chdir(cwd)
+    return out.getvalue()
+
+
+def time_in_process(files: list[str]) -> float:
+    """Seconds for the analyze command over FILES, warm; checks one result per file."""
+    run_in_process(files[:1])  # warm: imports, first-call caches
+    t0 = time.perf_counter()
+    printed = run_in_process(files)
+    seconds = time.perf_counter() - t0
+    if len(printed.splitlines()) != len(files):
+        raise BenchError(f"analyze printed {len(printed.splitlines())} results for {len(files)}")
+    return seconds
+
+
+# --- profile ------------------------------------------------------------------------------
+
+
+def profile(files: list[str]) -> dict[str, Any]:
+    """pyinstrument over the analyze command in this process; the top of the profile."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    try:
+        run_in_process(files)
+    finally:
+        profiler.stop()
+    session = profiler.last_session
+    if session is None:
+        raise BenchError("pyinstrument recorded nothing")
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUT_DIR / "analysis-profile.txt").write_text(profiler.output_text(show_all=False))
+    (OUT_DIR / "analysis-profile.html").write_text(profiler.output_html())
+    root = session.root_frame()
+    if root is None:
+        raise BenchError("pyinstrument recorded no frames")
+    return {
+        "seconds": root.time,
+        "self_time": _top_self(root),
+        "by_module": _by_module(root),
+    }
+
+
+def _where(frame: Any) -> str:
+    path = str(frame.file_path or "")
+    for marker in ("/src/stopitd/", "/site-packages/"):
+        at = path.find(marker)
+        if at >= 0:
+            short = path[at + len(marker) :]
+            return ("stopitd/" + short) if marker == "/src/stopitd/" else short
+    stdlib = re.search(r"/lib/python3\.\d+/(.*)$", path)
+    if stdlib:
+        return stdlib.group(1)
+    return frame.file_path_short or path
+
+
+def _walk(frame: Any, ancestors: tuple[str, ...], visit: Any) -> None:
+    visit(frame, ancestors)
+    here = _where(frame)
+    for child in frame.children:
+        _walk(child, (*ancestors, here), visit)
+
+
+def _top_self(root: Any, n: int = 12) -> list[dict[str, Any]]:
+    """Functions by the time spent in their own code (children taken away)."""
+    acc: dict[str, float] = defaultdict(float)
+
+    def visit(frame: Any, _anc: tuple[str, ...]) -> None:
+        if frame.is_synthetic:
+            return
+        own = frame.time - sum(c.time for c in frame.children if not c.is_synthetic)
+        acc[f"{frame.function} ({_where(frame)}:{frame.line_no})"] += own
+
+    _walk(root, (), visit)
+    total = root.time or 1.0
+    top = sorted(acc.items(), key=lambda kv: -kv[1])[:n]
+    return [{"function": k, "seconds": v, "share": v / total} for k, v in top]
+
+
+def _by_module(root: Any, n: int = 15) -> list[dict[str, Any]]:
+    """Inclusive time per source file, each call chain counted once per file."""
+    acc: dict[str, float] = defaultdict(float)
+
+    def visit(frame: Any, ancestors: tuple[str, ...]) -> None:
+        if frame.is_synthetic:
+            return
+        where = _where(frame)
+        if where not in ancestors:
+            acc[where] += frame.time
+
+    _walk(root, (), visit)
+    total = root.time or 1.0
+    kept = [kv for kv in acc.items() if not kv[0].startswith(DRIVER_CODE)]
+    top = sorted(kept, key=lambda kv: -kv[1])[:n]
+    return [{"module": k, "seconds": v, "share": v / total} for k, v in top]
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    require_tool("perl", "perl")
+    require_perl_module("Mail::SpamAssassin", "spamassassin")
+    files, repeat = file_list(args.messages)
+    n = len(files)
+    unique = n // repeat
+    progress(f"analysis: {unique} fixtures x {repeat} = {n} messages")
+    startup_s, _ = time_stopitd(files[:1], ANALYZE_ARGS, args.timeout)
+    whole_s, originals = time_stopitd(files, ANALYZE_ARGS, args.timeout)
+    report_args = [a for a in ANALYZE_ARGS if a != "--original"]
+    report_s, report_originals = time_stopitd(files, report_args, args.timeout)
+    warm_s = time_in_process(files)
+    sa = time_spamassassin(files, repeat, args.timeout)
+    sa_ms = sa["seconds"] / n * 1000
+    warm_ms = warm_s / n * 1000
+    whole_ms = whole_s / n * 1000
+    report_ms = report_s / n * 1000
+    ratio = sa_ms / warm_ms
+    rows = [
+        Row("analysis", "messages (fixtures x repeat)", f"{n} ({unique} x {repeat})"),
+        Row(
+            "analysis",
+            "SpamAssassin Received parse, ms/msg",
+            fmt(sa_ms, 3),
+            note=f"parse loop only, no rules; {sa['relays']} relays",
+        ),
+        Row(
+            "analysis",
+            "stopitd analyze --original, ms/msg",
+            fmt(warm_ms, 3),
+            note="the command in-process, warm: read, analyse, conclude, JSON",
+        ),
+        Row(
+            "analysis",
+            "SA / stopitd, per message",
+            fmt(ratio, 2) + "x",
+            f">= {RATIO_TARGET:.0f}x",
+            verdict(ratio >= RATIO_TARGET),
+        ),
+        Row(
+            "analysis",
+            "stopitd analyze --original, one process, ms/msg",
+            fmt(whole_ms, 3),
+            note=f"{fmt(whole_s, 2)} s for {n} msgs; start-up alone {fmt(startup_s, 2)} s",
+        ),
+        Row(
+            "analysis",
+            "SA / stopitd, one process",
+            fmt(sa_ms / whole_ms, 2) + "x",
+            note="context: stopitd's start-up included, SA's not",
+        ),
+        Row(
+            "analysis",
+            "stopitd analyze (report mode), one process, ms/msg",
+            fmt(report_ms, 3),
+            note=f"forwards searched; {report_originals} originals in {n} files",
+        ),
+    ]
+    prof: dict[str, Any] | None = None
+    if args.profile:
+        progress("analysis: profiling with pyinstrument")
+        prof = profile(files)
+        for item in prof["by_module"][:8]:
+            rows.append(
+                Row("analysis", "profile, inclusive", f"{item['share']:.0%}", note=item["module"])
+            )
+        for item in prof["self_time"][:8]:
+            rows.append(
+                Row("analysis", "profile, self time", f"{item['share']:.0%}", note=item["function"])
+            )
+    data = {
+        "args": vars(args),
+        "messages": n,
+        "unique_files": unique,
+        "repeat": repeat,
+        "stopitd": {
+            "in_process_seconds": warm_s,
+            "ms_per_message": warm_ms,
+            "startup_seconds": startup_s,
+            "one_process_seconds": whole_s,
+            "one_process_ms_per_message": whole_ms,
+            "report_mode_one_process_seconds": report_s,
+            "originals": originals,
+            "report_mode_originals": report_originals,
+        },
+        "spamassassin": {**sa, "ms_per_message": sa_ms},
+        "ratio": ratio,
+        "profile": prof,
+        "rows": rows_json(rows),
+    }
+    return rows, data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=2000, help="at least this many")
+    parser.add_argument("--timeout", type=float, default=600, help="per process, seconds")
+    parser.add_argument("--no-profile", dest="profile", action="store_false")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.analysis", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args()
+    try:
+        rows, data = run(args)
+    except BenchError as e:
+        raise SystemExit(f"bench.analysis: {e}") from None
+    path = write_json("analysis", data)
+    print_table(f"stopitd analysis vs SpamAssassin (JSON: {path.relative_to(ROOT)})", rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,451 @@
+"""Intake and drain: SMTP -> fsynced spool -> 250, then 250 -> case, against the floors.
+
+In one run, three servers get the same load, one after the other, each on a fresh folder:
+the bare aiosmtpd floor, the durable (fsync) floor, and the real `stopitd serve` (worker
+running, migrated SQLite store, DNS off). The load is postfix's smtp-source sending an
+8 KB report shaped like the fixtures (a forward with the original attached): a burst over
+50 sessions, then a run over 1 session; then bench.smtpclient times DATA-end -> 250 over
+50 sessions: paced at --latency-rate (an open loop: the p99 target) and saturated (a
+closed loop, where latency is mostly queueing: sessions / throughput). Each server first
+gets 50 untimed warm-up messages. For stopitd a sampler records the backlog (spool new/ + cur/) and
+the reports stored while the burst arrives and drains: the drain is the time from the
+burst's first message until every accepted message is a row in `reports`.
+
+    python -m bench.intake [--messages 2000] [--single 500] [--sessions 50] [--size 8192]
+                           [--latency 1000] [--latency-rate 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import smtpclient
+from bench.common import (
+    OUT_DIR,
+    BenchError,
+    Row,
+    child_pids,
+    fmt,
+    mb,
+    print_table,
+    proc_status_kb,
+    progress,
+    require_tool,
+    rows_json,
+    verdict,
+    write_json,
+)
+from bench.messages import lf_copy, report_of_size
+from bench.servers import Server, serve_available, start_floor, start_stopitd
+
+INTAKE_RATIO_TARGET = 0.9  # stopitd / durable floor, worker busy
+P99_TARGET_MS = 50.0
+CASES_PER_S_TARGET = 150.0
+SAMPLE_INTERVAL = 0.1
+WARM_UP = 50  # messages sent to each server first, not timed (first runs are slower)
+
+
+@dataclass
+class Sample:
+    t: float  # seconds since the burst started
+    backlog: int  # spool new/ + cur/
+    reports: int  # rows in reports
+    worker_rss_mb: float  # the daemon's children (the worker process)
+
+
+@dataclass
+class Sampler:
+    """Samples the backlog and the stored reports every 100 ms, in a thread."""
+
+    server: Server
+    expected: int  # reports in the store once the burst is stored
+    timeout: float
+    base: int = 0  # reports already stored when the burst starts (the warm-up)
+    samples: list[Sample] = field(default_factory=list)
+    drained_at: float | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _t0: float = 0.0
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t = time.monotonic() - self._t0
+            reports = self.server.reports()
+            kids = child_pids(self.server.pid)
+            rss = sum(proc_status_kb(p, "VmRSS") or 0 for p in kids)
+            sample = Sample(t, self.server.backlog(), reports - self.base, mb(rss))
+            self.samples.append(sample)
+            if reports >= self.expected:
+                self.drained_at = t
+                return
+            if t > self.timeout or not self.server.alive():
+                return
+            self._stop.wait(SAMPLE_INTERVAL)
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join(self.timeout + 30)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.wait()
+
+
+def smtp_source(
+    port: int, sessions: int, messages: int, message_file: Path, timeout: float
+) -> float:
+    """Run smtp-source; the wall time in seconds. Any refused message is an error."""
+    exe = require_tool("smtp-source", "postfix")
+    argv = [exe, "-s", str(sessions), "-m", str(messages), "-F", str(message_file)]
+    argv += ["-f", "bench@localhost", "-t", "stopit@localhost", "-M", "bench.localhost"]
+    argv.append(f"127.0.0.1:{port}")
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"smtp-source did not finish within {timeout:.0f} s") from None
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise BenchError(f"smtp-source failed ({done.returncode}): {done.stderr.strip()[:500]}")
+    return seconds
+
+
+@dataclass
+class ServerRun:
+    name: str
+    burst_s: float = math.nan
+    single_s: float = math.nan
+    p50_ms: float = math.nan  # paced at --latency-rate
+    p99_ms: float = math.nan
+    sat_p50_ms: float = math.nan  # closed loop (saturated)
+    sat_p99_ms: float = math.nan
+    latency_msgs: int = 0
+    refused: list[str] = field(default_factory=list)
+    stored: int = 0  # messages found durable / stored at the end
+    drain_s: float | None = None
+    sustained: float | None = None
+    peak_backlog: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    failed: int = 0
+
+
+def run_server(
+    server: Server, args: argparse.Namespace, message: bytes, msg_file: Path
+) -> ServerRun:
+    run = ServerRun(server.name)
+    is_stopitd = server.db_path is not None
+    warm = min(WARM_UP, args.messages)
+    progress(f"{server.name}: warm-up, {warm} messages")
+    smtp_source(server.port, min(10, args.sessions), warm, msg_file, args.timeout)
+    if is_stopitd:
+        _wait_stored(server, warm, args.drain_timeout)
+    sampler = None
+    if is_stopitd:
+        sampler = Sampler(server, warm + args.messages, args.drain_timeout, base=warm)
+        sampler.start()
+    progress(f"{server.name}: {args.messages} messages over {args.sessions} sessions")
+    run.burst_s = smtp_source(server.port, args.sessions, args.messages, msg_file, args.timeout)
+    if sampler is not None:
+        sampler.wait()
+        sampler.stop()
+        run.samples = sampler.samples
+        run.drain_s = sampler.drained_at
+        run.peak_backlog = max((s.backlog for s in sampler.samples), default=0)
+        run.sustained = _sustained_rate(sampler.samples, args.messages)
+        if run.drain_s is None:
+            raise BenchError(
+                f"stopitd stored {server.reports() - warm} of {args.messages} reports "
+                f"within {args.drain_timeout:.0f} s\n{server.log_tail()}"
+            )
+    progress(f"{server.name}: {args.single} messages over 1 session")
+    run.single_s = smtp_source(server.port, 1, args.single, msg_file, args.timeout)
+    per_session = max(1, args.latency // args.sessions)
+    n_latency = per_session * args.sessions
+    progress(f"{server.name}: latency, {n_latency} messages at {args.latency_rate:g}/s")
+    paced = smtpclient.send(
+        server.port,
+        message,
+        sessions=args.sessions,
+        per_session=per_session,
+        rate=args.latency_rate,
+        timeout=args.timeout,
+    )
+    progress(f"{server.name}: latency, {n_latency} messages, saturated")
+    saturated = smtpclient.send(
+        server.port, message, sessions=args.sessions, per_session=per_session, timeout=args.timeout
+    )
+    run.latency_msgs = paced.accepted
+    run.refused = paced.refused + saturated.refused
+    run.p50_ms = paced.percentile(50) * 1000
+    run.p99_ms = paced.percentile(99) * 1000
+    run.sat_p50_ms = saturated.percentile(50) * 1000
+    run.sat_p99_ms = saturated.percentile(99) * 1000
+    total = warm + args.messages + args.single + 2 * n_latency
+    if is_stopitd:
+        _wait_stored(server, total, args.drain_timeout)
+        run.stored = server.reports()
+        run.failed = server.failed()
+    elif server.spool is not None:
+        run.stored = server.spooled()
+    else:
+        run.stored = total
+    if run.refused:
+        raise BenchError(f"{server.name} refused messages: {run.refused[:3]}")
+    if run.stored != total:
+        raise BenchError(
+            f"{server.name}: {total} messages accepted but {run.stored} stored "
+            f"({run.failed} in spool/failed)\n{server.log_tail()}"
+        )
+    return run
+
+
+def _wait_stored(server: Server, count: int, timeout: float) -> None:
+    """Until COUNT reports are stored (or the time is up: the caller checks the count)."""
+    deadline = time.monotonic() + timeout
+    while server.reports() < count and time.monotonic() < deadline and server.alive():
+        time.sleep(SAMPLE_INTERVAL)
+
+
+def _sustained_rate(samples: list[Sample], expected: int) -> float | None:
+    """Reports per second between 10 % and 90 % of the burst being stored."""
+    lo = next((s for s in samples if s.reports >= 0.1 * expected), None)
+    hi = next((s for s in samples if s.reports >= 0.9 * expected), None)
+    if lo is None or hi is None or hi.t <= lo.t:
+        return None
+    return (hi.reports - lo.reports) / (hi.t - lo.t)
+
+
+def backlog_curve(samples: list[Sample], points: int = 12) -> str:
+    """The backlog at evenly spaced times, as 't=1.2s:340' items (full curve in the JSON)."""
+    if not samples:
+        return ""
+    end = samples[-1].t
+    out = []
+    for i in range(points + 1):
+        t = end * i / points
+        s = min(samples, key=lambda x: abs(x.t - t))
+        out.append(f"{s.t:.1f}s:{s.backlog}")
+    return " ".join(dict.fromkeys(out))
+
+
+def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    require_tool("smtp-source", "postfix")
+    message = report_of_size(args.size)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, ServerRun] = {}
+    pending = not serve_available()
+    with tempfile.TemporaryDirectory(prefix="intake-", dir=OUT_DIR) as tmp:
+        base = Path(tmp)
+        msg_file = lf_copy(message, base / "report.lf.eml")
+        for name in ("bare", "durable", "stopitd"):
+            if name == "stopitd" and pending:
+                progress("stopitd serve is not in this build: its row is pending")
+                continue
+            workdir = base / name
+            server = start_stopitd(workdir) if name == "stopitd" else start_floor(name, workdir)
+            try:
+                runs[name] = run_server(server, args, message, msg_file)
+            finally:
+                code = server.stop()
+                if name == "stopitd" and code not in (0, None):
+                    progress(f"stopitd exited with {code}:\n{server.log_tail()}")
+    rows = _rows(runs, args, pending)
+    data = {
+        "args": vars(args),
+        "message_bytes": len(message),
+        "runs": {k: _run_json(v) for k, v in runs.items()},
+        "stopitd_pending": pending,
+        "rows": rows_json(rows),
+    }
+    return rows, data
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else math.nan
+
+
+def _rows(runs: dict[str, ServerRun], args: argparse.Namespace, pending: bool) -> list[Row]:
+    rows: list[Row] = []
+    s = args.sessions
+    pend = Row("intake", "", "pending", verdict="pending", note="stopitd serve not merged yet")
+    for label, attr, n in (
+        (f"msgs/s, {s} sessions", "burst_s", args.messages),
+        ("msgs/s, 1 session", "single_s", args.single),
+    ):
+        rates = {k: _rate(n, getattr(r, attr)) for k, r in runs.items()}
+        for name in ("bare", "durable", "stopitd"):
+            metric = f"{label}: {name}"
+            if name in rates:
+                note = "worker busy (drain)" if name == "stopitd" and attr == "burst_s" else ""
+                rows.append(Row("intake", metric, fmt(rates[name]), note=note))
+            elif pending:
+                rows.append(_with(pend, metric))
+        if "durable" in rates and "bare" in rates:
+            rows.append(
+                Row("intake", f"{label}: durable / bare", fmt(rates["durable"] / rates["bare"], 2))
+            )
+        if "stopitd" in rates:
+            ratio = rates["stopitd"] / rates["durable"]
+            rows.append(
+                Row(
+                    "intake",
+                    f"{label}: stopitd / durable",
+                    fmt(ratio, 2),
+                    f">= {INTAKE_RATIO_TARGET}",
+                    verdict(ratio >= INTAKE_RATIO_TARGET),
+                )
+            )
+        elif pending:
+            rows.append(_with(pend, f"{label}: stopitd / durable"))
+    rate = f"{args.latency_rate:g} msgs/s"
+    for name in ("bare", "durable", "stopitd"):
+        metric = f"DATA-end->250 p50/p99 ms, {s} sessions at {rate}: {name}"
+        if name in runs:
+            r = runs[name]
+            is_st = name == "stopitd"
+            rows.append(
+                Row(
+                    "intake",
+                    metric,
+                    f"{fmt(r.p50_ms)} / {fmt(r.p99_ms)}",
+                    f"p99 < {P99_TARGET_MS:.0f}" if is_st else "",
+                    verdict(r.p99_ms < P99_TARGET_MS) if is_st else "",
+                    f"{r.latency_msgs} msgs, open loop",
+                )
+            )
+        elif pending:
+            rows.append(_with(pend, metric))
+    for name in ("bare", "durable", "stopitd"):
+        metric = f"DATA-end->250 p50/p99 ms, {s} sessions saturated: {name}"
+        if name in runs:
+            r = runs[name]
+            rows.append(
+                Row(
+                    "intake",
+                    metric,
+                    f"{fmt(r.sat_p50_ms)} / {fmt(r.sat_p99_ms)}",
+                    note="closed loop: mostly queueing (sessions / throughput)",
+                )
+            )
+        elif pending:
+            rows.append(_with(pend, metric))
+    st = runs.get("stopitd")
+    if st is not None and st.drain_s is not None:
+        rows.append(
+            Row(
+                "drain",
+                f"burst of {args.messages}: all stored as reports after",
+                f"{fmt(st.drain_s, 2)} s",
+                note=f"intake took {fmt(st.burst_s, 2)} s",
+            )
+        )
+        cps = _rate(args.messages, st.drain_s)
+        rows.append(
+            Row(
+                "drain",
+                "cases/s end to end (SQLite, DNS off)",
+                fmt(cps),
+                f">= {CASES_PER_S_TARGET:.0f}",
+                verdict(cps >= CASES_PER_S_TARGET),
+                "first 250 -> last report row",
+            )
+        )
+        if st.sustained is not None:
+            rows.append(
+                Row(
+                    "drain",
+                    "cases/s sustained (10%->90% stored)",
+                    fmt(st.sustained),
+                    f">= {CASES_PER_S_TARGET:.0f}",
+                    verdict(st.sustained >= CASES_PER_S_TARGET),
+                )
+            )
+        rows.append(Row("drain", "peak backlog (spool new/+cur/)", str(st.peak_backlog)))
+        rows.append(Row("drain", "backlog curve (t:entries)", backlog_curve(st.samples)))
+        rss = [x.worker_rss_mb for x in st.samples if x.worker_rss_mb > 0]
+        if rss:
+            rows.append(
+                Row(
+                    "drain",
+                    "worker RSS during drain, first/max/last MB",
+                    f"{fmt(rss[0])} / {fmt(max(rss))} / {fmt(rss[-1])}",
+                    "no growth with backlog",
+                    note="sum of the daemon's child processes",
+                )
+            )
+    elif pending:
+        for metric in ("cases/s end to end (SQLite, DNS off)", "backlog curve"):
+            rows.append(Row("drain", metric, "pending", verdict="pending", note=pend.note))
+    return rows
+
+
+def _with(row: Row, metric: str) -> Row:
+    return Row(row.bench, metric, row.value, row.target, row.verdict, row.note)
+
+
+def _run_json(r: ServerRun) -> dict[str, Any]:
+    return {
+        "burst_seconds": r.burst_s,
+        "single_seconds": r.single_s,
+        "p50_ms": r.p50_ms,
+        "p99_ms": r.p99_ms,
+        "saturated_p50_ms": r.sat_p50_ms,
+        "saturated_p99_ms": r.sat_p99_ms,
+        "latency_messages": r.latency_msgs,
+        "stored": r.stored,
+        "drain_seconds": r.drain_s,
+        "sustained_cases_per_s": r.sustained,
+        "peak_backlog": r.peak_backlog,
+        "failed": r.failed,
+        "samples": [
+            {
+                "t": round(s.t, 3),
+                "backlog": s.backlog,
+                "reports": s.reports,
+                "worker_rss_mb": round(s.worker_rss_mb, 1),
+            }
+            for s in r.samples
+        ],
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=2000, help="burst size (default 2000)")
+    parser.add_argument("--single", type=int, default=500, help="messages over 1 session")
+    parser.add_argument("--sessions", type=int, default=50)
+    parser.add_argument("--size", type=int, default=8192, help="message size in bytes")
+    parser.add_argument("--latency", type=int, default=1000, help="messages timed for the p99")
+    parser.add_argument(
+        "--latency-rate", type=float, default=100, help="msgs/s over all sessions for the p99"
+    )
+    parser.add_argument("--timeout", type=float, default=300, help="per load, seconds")
+    parser.add_argument("--drain-timeout", type=float, default=300, help="seconds")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args()
+    try:
+        rows, data = run(args)
+    except BenchError as e:
+        raise SystemExit(f"bench.intake: {e}") from None
+    path = write_json("intake", data)
+    print_table(f"stopitd intake and drain (JSON: {path.relative_to(OUT_DIR.parent.parent)})", rows)
+
+
+if __name__ == "__main__":
+    main()
