@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -16,6 +18,7 @@ from stopitd.errors import ConfigError
 KNOWN_PROVIDERS = ("google", "microsoft", "yahoo", "apple")
 LOG_FORMATS = ("auto", "json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+SOURCE_MODES = ("handoff", "submission", "provider-attested", "internal", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +81,77 @@ class TrustSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboundSettings:
+    """Outbound mail (acknowledgements, notices, routing) via a smarthost; docs/outbound.md."""
+
+    enabled: bool = False  # false: nothing is queued automatically and nothing is sent
+    smarthost: str = "127.0.0.1:25"
+    from_address: str = ""  # empty: the first of smtp.report_addresses
+    starttls: bool = False
+    ca_file: Path | None = None  # a private CA for the smarthost's certificate
+    username: str = ""
+    password_file: Path | None = None
+    dry_run_dir: Path | None = None  # set: write .eml files there instead of sending
+    templates_dir: Path | None = None  # admin overrides, searched before the built-ins
+    timeout: float = 30.0  # per SMTP conversation step, seconds
+    poll_interval: float = 5.0  # idle sender loop: look for due mail this often, seconds
+    retry_initial: float = 60.0  # first wait after a 4xx or an unreachable smarthost
+    retry_max: float = 3600.0  # cap of the doubling wait
+    give_up_after: float = 432000.0  # a message still undelivered after this is failed
+    send_lease: float = 600.0  # a `sending` row older than this is sent again (crash)
+
+    @property
+    def host(self) -> str:
+        return split_host_port(self.smarthost)[0]
+
+    @property
+    def port(self) -> int:
+        return split_host_port(self.smarthost)[1]
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionSettings:
     closed_days: int = 365  # `stopitd cases purge` removes cases closed longer ago
 
 
 @dataclass(frozen=True, slots=True)
 class ReplySettings:
-    tag_prefix: str = "stopit"  # case tags read "[stopit #123]"
+    """What stopitd writes back: the case tag, the caps, the texts templates use."""
+
+    tag_prefix: str = "stopit"  # subject tag "[stopit #123]"
+    daily_cap_per_address: int = 5  # automatic mails to one address per 24 hours
+    emergency_text: str = (
+        "If you are in immediate danger, call the emergency services (112 / 911) now."
+    )
+    acknowledge: bool = True  # send the acknowledgement when a report arrives
+    organisation: str = "our institution"
+    policy_text: str = "the acceptable use policy for e-mail"
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeSettings:
+    """One `[offices.NAME]` table: where a case routed to NAME is mailed."""
+
+    address: str = ""
+    description: str = ""
+    attach_evidence: bool = False  # attach the raw reports to the routing mail
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRule:
+    """Routes a new case to `office` when every condition it sets holds (first rule wins)."""
+
+    office: str = ""
+    internal: bool | None = None  # the source is one of our own users/networks
+    from_domains: tuple[str, ...] = ()  # the original's From domain (or a subdomain of one)
+    origin_networks: tuple[str, ...] = ()  # origin or relay IP inside one of these CIDRs
+    reporter_domains: tuple[str, ...] = ()  # the reporter's address domain
+    modes: tuple[str, ...] = ()  # the source mode: handoff, submission, internal, ...
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    rules: tuple[RoutingRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +165,16 @@ class Settings:
     dns: DnsSettings = field(default_factory=DnsSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     limits: Limits = field(default_factory=Limits)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     reply: ReplySettings = field(default_factory=ReplySettings)
+    offices: Mapping[str, OfficeSettings] = field(default_factory=dict)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+
+    @property
+    def from_address(self) -> str:
+        """The From of every message stopitd sends."""
+        return self.outbound.from_address or self.smtp.report_addresses[0]
 
     def policy(self) -> Policy:
         t = self.trust
@@ -127,6 +202,8 @@ def split_host_port(value: str) -> tuple[str, int]:
 
 
 def _type_name(tp: Any) -> str:
+    if _optional_of(tp) is not None:
+        return _type_name(_optional_of(tp))
     if tp is Path:
         return "a path (string)"
     if typing.get_origin(tp) is tuple:
@@ -137,6 +214,8 @@ def _type_name(tp: Any) -> str:
 
 
 def _convert(value: Any, tp: Any, key: str, base: Path) -> Any:
+    if _optional_of(tp) is not None:  # `X | None`: TOML has no null, a given value is an X
+        return _convert(value, _optional_of(tp), key, base)
     wrong = ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if tp is bool:
         if not isinstance(value, bool):
@@ -164,6 +243,15 @@ def _convert(value: Any, tp: Any, key: str, base: Path) -> Any:
             raise wrong
         return tuple(value)
     raise ConfigError(f"{key}: unsupported type {tp!r}")
+
+
+def _optional_of(tp: Any) -> Any:
+    """X for `X | None`, else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0]
+    return None
 
 
 def _section(cls: type[Any], data: Any, prefix: str, base: Path) -> Any:
@@ -249,14 +337,105 @@ def parse(data: dict[str, Any], source: Path | None) -> Settings:
     for key, value in data.items():
         if key not in known:
             raise ConfigError(f"[{key}]: unknown section (known: {', '.join(known)})")
-        cls = hints[key]
-        sections[key] = _section(cls, value, key, base)
+        if key == "offices":
+            sections[key] = _offices(value, base)
+        elif key == "routing":
+            sections[key] = _routing(value, base)
+        else:
+            sections[key] = _section(hints[key], value, key, base)
     settings = Settings(source=source, **sections)
     if "database" in sections:
         db = settings.database
         settings = _replace(settings, database=DatabaseSettings(_resolve_db_url(db.url, base)))
     _check(settings)
+    _check_outbound(settings)
     return settings
+
+
+def _offices(data: Any, base: Path) -> dict[str, OfficeSettings]:
+    """`[offices.NAME]` tables, one per office."""
+    if not isinstance(data, dict):
+        raise ConfigError("[offices]: expected tables [offices.NAME]")
+    out: dict[str, OfficeSettings] = {}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"offices.{name}: expected a table [offices.{name}]")
+        out[name] = _section(OfficeSettings, table, f"offices.{name}", base)
+    return out
+
+
+def _routing(data: Any, base: Path) -> RoutingSettings:
+    if not isinstance(data, dict):
+        raise ConfigError("[routing]: expected a table")
+    unknown = set(data) - {"rules"}
+    if unknown:
+        raise ConfigError(f"routing.{sorted(unknown)[0]}: unknown key (known: rules)")
+    rules = data.get("rules", [])
+    if not isinstance(rules, list):
+        raise ConfigError("routing.rules: expected a list of tables")
+    parsed = []
+    for i, rule in enumerate(rules):
+        key = f"routing.rules[{i}]"
+        if not isinstance(rule, dict):
+            raise ConfigError(f'{key}: expected a table like {{ office = "NAME", ... }}')
+        parsed.append(_section(RoutingRule, rule, key, base))
+    return RoutingSettings(rules=tuple(parsed))
+
+
+def _is_address(value: str) -> bool:
+    local, at, domain = value.rpartition("@")
+    return bool(at and local and domain and " " not in value)
+
+
+def _check_outbound(settings: Settings) -> None:
+    """Values of [outbound], [reply], [offices.*] and [routing] that make no sense."""
+    out = settings.outbound
+    try:
+        split_host_port(out.smarthost)
+    except ValueError as e:
+        raise ConfigError(f"outbound.smarthost: {e}") from None
+    if out.from_address and not _is_address(out.from_address):
+        raise ConfigError(f"outbound.from_address: {out.from_address!r} is not an address")
+    if out.password_file is not None and not out.username:
+        raise ConfigError("outbound.password_file: set outbound.username too")
+    for key in (
+        "timeout",
+        "poll_interval",
+        "retry_initial",
+        "retry_max",
+        "give_up_after",
+        "send_lease",
+    ):
+        if getattr(out, key) <= 0:
+            raise ConfigError(f"outbound.{key}: must be greater than 0")
+    if out.retry_max < out.retry_initial:
+        raise ConfigError("outbound.retry_max: must not be less than outbound.retry_initial")
+    reply = settings.reply
+    if reply.daily_cap_per_address < 0:
+        raise ConfigError("reply.daily_cap_per_address: must be 0 (no automatic mail) or more")
+    for name, office in settings.offices.items():
+        if not name or not all(c.isalnum() or c in "-_." for c in name):
+            raise ConfigError(f"offices.{name}: office names are letters, digits, '-', '_', '.'")
+        if not _is_address(office.address):
+            raise ConfigError(f"offices.{name}.address: {office.address!r} is not an address")
+    for i, rule in enumerate(settings.routing.rules):
+        key = f"routing.rules[{i}]"
+        if not rule.office:
+            raise ConfigError(f"{key}.office: required (the office the rule routes to)")
+        if rule.office not in settings.offices:
+            raise ConfigError(
+                f"{key}.office: no office {rule.office!r} (add a table [offices.{rule.office}])"
+            )
+        for net in rule.origin_networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ConfigError(f"{key}.origin_networks: {net!r} is not a network") from None
+        for mode in rule.modes:
+            if mode not in SOURCE_MODES:
+                raise ConfigError(
+                    f"{key}.modes: unknown mode {mode!r} (known: {', '.join(SOURCE_MODES)})"
+                )
 
 
 def _replace(settings: Settings, **changes: Any) -> Settings:
@@ -312,12 +491,24 @@ def as_toml_dict(settings: Settings) -> dict[str, dict[str, Any]]:
         if f.name == "source":
             continue
         section = getattr(settings, f.name)
-        out[f.name] = {}
-        for sf in fields(section):
-            value = getattr(section, sf.name)
-            if isinstance(value, Path):
-                value = str(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name][sf.name] = value
+        if f.name == "offices":
+            for name, office in section.items():
+                out[f"offices.{name}"] = _plain(office)
+            continue
+        out[f.name] = _plain(section)
     return out
+
+
+def _plain(section: Any) -> dict[str, Any]:
+    """A settings dataclass as TOML-like values; unset optional keys are left out."""
+    values: dict[str, Any] = {}
+    for sf in fields(section):
+        value = getattr(section, sf.name)
+        if value is None:
+            continue
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = [_plain(v) if hasattr(v, "__dataclass_fields__") else v for v in value]
+        values[sf.name] = value
+    return values

@@ -210,12 +210,16 @@ class Worker:
         *,
         save_report: SaveReport,
         check_schema: Callable[[], None],
+        after_save: Callable[..., object] | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         self.spool = spool
         self.sessionmaker = sessionmaker
         self.settings = settings
         self.save_report = save_report
         self.check_schema = check_schema
+        self.after_save = after_save  # outbound.on_report_saved: same transaction
+        self.after_commit = after_commit  # wakes the outbox sender
         self.schema_ok = False
         self.outage: Outage | None = None
 
@@ -241,8 +245,23 @@ class Worker:
                 self.schema_ok = True
             with self.sessionmaker() as session, session.begin():
                 case_id = self.save_report(
-                    session, spool_id=entry.id, envelope=envelope, raw=raw, analysis=analysis
+                    session,
+                    spool_id=entry.id,
+                    envelope=envelope,
+                    raw=raw,
+                    analysis=analysis,
+                    tag_prefix=self.settings.reply.tag_prefix,
                 )
+                if self.after_save is not None:
+                    self.after_save(
+                        session,
+                        case_id=case_id,
+                        spool_id=entry.id,
+                        raw=raw,
+                        analysis=analysis,
+                        envelope=envelope,
+                        settings=self.settings,
+                    )
         except Exception as e:
             if is_store_down(e):
                 self.spool.release(entry)
@@ -250,6 +269,8 @@ class Worker:
                 return Outcome.STORE_DOWN
             return self._failed(entry, "saving failed", e)
         self.spool.finish(entry)
+        if self.after_commit is not None:
+            self.after_commit()
         self._store_up()
         log.info(
             "report_saved",
@@ -345,6 +366,7 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
     signals = PipeSignals(wake)
     signals.install()
     logs.setup(settings.log, process="worker")
+    from stopitd import outbound  # the outbox sender runs beside the worker, in this process
     from stopitd.store import cases, db  # the store is only needed in this process
 
     spool = Spool(settings.spool.path)
@@ -353,16 +375,32 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
         if recovered.requeued or recovered.failed:
             log.warning("spool_recovered", requeued=recovered.requeued, failed=recovered.failed)
         engine = db.make_engine(settings.database.url)
+        sessions = db.make_sessionmaker(engine)
+        sender_wake, sender_stop = threading.Event(), threading.Event()
+        sender = threading.Thread(
+            target=outbound.run_sender_blocking,
+            args=(settings, sender_stop),
+            kwargs={"wake": sender_wake, "sessions": sessions},
+            name="stopitd-outbox-sender",
+            daemon=True,  # at-least-once delivery: a row in flight at exit is sent again
+        )
         try:
             worker = Worker(
                 spool,
-                db.make_sessionmaker(engine),
+                sessions,
                 settings,
                 save_report=cases.save_report,
                 check_schema=lambda: db.check_current(engine),
+                after_save=outbound.on_report_saved,
+                after_commit=sender_wake.set,
             )
+            sender.start()
             log.info("worker_started", pid=os.getpid())
             worker.run(signals)
         finally:
+            sender_stop.set()
+            sender_wake.set()
+            if sender.is_alive():
+                sender.join(settings.outbound.timeout * 2)
             engine.dispose()
     log.info("worker_stopped", pid=os.getpid())

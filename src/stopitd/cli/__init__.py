@@ -22,7 +22,7 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from stopitd.cli import analyze, cases, check_config, db, sources, stats
+    from stopitd.cli import analyze, cases, check_config, db, notify, outbox, sources, stats
     from stopitd.cli import serve as serve_cli
     from stopitd.cli import spool as spool_cli
 
@@ -34,6 +34,8 @@ def _register() -> None:
     main.add_command(spool_cli.spool_group)
     main.add_command(sources.sources_group)
     main.add_command(stats.stats_command)
+    main.add_command(outbox.outbox_group)
+    cases.cases_group.add_command(notify.notify_command)
 
 
 _register()

@@ -318,6 +318,19 @@ def _office_names(settings: Settings) -> set[str] | None:
     return {str(getattr(o, "name", o)) for o in offices}
 
 
+def _route_and_mail(
+    ctx: click.Context, session: Session, case_id: int, office: str, who: str
+) -> bool:
+    """Set the office; when it changed, mail the office in the same transaction."""
+    from stopitd.outbound import queue_route_mail
+
+    changed = actions.route(session, case_id, office, who)
+    settings = settings_of(ctx)
+    if changed and settings.outbound.enabled and office in settings.offices:
+        queue_route_mail(session, case_id, office, settings, actor=who)
+    return changed
+
+
 @cases_group.command("route")
 @config_option
 @click.argument("case_id", type=int)
@@ -339,7 +352,7 @@ def route_command(
         ctx,
         case_id,
         as_json,
-        lambda s: actions.route(s, case_id, office, who),
+        lambda s: _route_and_mail(ctx, s, case_id, office, who),
         f"case {case_id} routed to {office}",
         f"case {case_id} is already with {office}",
     )

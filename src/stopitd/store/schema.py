@@ -329,3 +329,5 @@ class Event(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     case: Mapped[Case] = relationship(back_populates="events")
+
+from stopitd.store import outbox_schema as outbox_schema  # noqa: E402  (registers "outbox")
