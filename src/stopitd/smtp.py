@@ -180,15 +180,17 @@ class Sessions:
         self.refused_total = 0
         self._refusal_logged = 0.0
 
-    def admit(self, session: ReportSMTP, ip: str, limits: ConnectionLimits) -> str | None:
-        """Take a new connection in, or the 421 reply it gets instead."""
+    def refusal(self, ip: str, limits: ConnectionLimits) -> str | None:
+        """The 421 reply a new connection from ``ip`` gets, or None to take it in."""
         if len(self.open) >= limits.max_connections:
             return self._refuse("max_connections", TOO_MANY_CONNECTIONS)
         if self.per_ip[ip] >= limits.max_connections_per_ip:
             return self._refuse("max_connections_per_ip", TOO_MANY_FROM_IP)
+        return None
+
+    def add(self, session: ReportSMTP, ip: str) -> None:
         self.open.add(session)
         self.per_ip[ip] += 1
-        return None
 
     def release(self, session: ReportSMTP, ip: str) -> None:
         if session in self.open:
@@ -237,28 +239,18 @@ class ReportSMTP(SMTP):
         )
         self._sessions = sessions
         self._ip = ""
-        self._refusal: str | None = None
         self._messages = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # aiosmtpd calls this again after STARTTLS, with the TLS transport: count once.
         if getattr(self, "_original_transport", None) is None:
-            peer = transport.get_extra_info("peername")
-            self._ip = str(peer[0]) if isinstance(peer, tuple | list) and peer else ""
-            self._refusal = self._sessions.admit(self, self._ip, self._limits)
+            self._ip = _transport_ip(transport)
+            self._sessions.add(self, self._ip)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self._sessions.release(self, self._ip)
         super().connection_lost(error)
-
-    async def _handle_client(self) -> None:
-        if self._refusal is not None:  # over a connection limit: 421 instead of a banner
-            await super().push(self._refusal)
-            if self.transport is not None:
-                self.transport.close()
-            return
-        await super()._handle_client()
 
     def _timeout_cb(self) -> None:
         """aiosmtpd just hangs up on a timeout; say why first (421 4.7.0)."""
@@ -318,6 +310,41 @@ class ReportSMTP(SMTP):
             transport.close()
 
 
+def _transport_ip(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple | list) and peer else ""
+
+
+class Gate(asyncio.Protocol):
+    """Admission before aiosmtpd: a refused connection costs one write and a close.
+
+    Building an aiosmtpd session takes about 0.7 ms of the event loop; a flood of them
+    would delay every other client, so only admitted connections get one (the transport
+    is handed over with ``set_protocol``).
+    """
+
+    def __init__(
+        self, sessions: Sessions, limits: ConnectionLimits, make: Callable[[], ReportSMTP]
+    ):
+        self._sessions = sessions
+        self._limits = limits
+        self._make = make
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        refusal = self._sessions.refusal(_transport_ip(transport), self._limits)
+        if refusal is not None:
+            with contextlib.suppress(Exception):
+                transport.write(refusal.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        session = self._make()
+        transport.set_protocol(session)
+        session.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Only a refused connection's leftovers reach the gate: ignored."""
+
+
 class Listener:
     """The listening socket plus everything a drain needs."""
 
@@ -363,7 +390,9 @@ class Listener:
             self._socket = bind_socket(self.host, self.port)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._protocol, sock=self._socket, backlog=LISTEN_BACKLOG
+            lambda: Gate(self.sessions, self.limits, self._protocol),
+            sock=self._socket,
+            backlog=LISTEN_BACKLOG,
         )
 
     @property
