@@ -276,15 +276,52 @@ def fuzz(
     return summary
 
 
+def _fuzz_chunk(args: tuple[int, int, int, Path | None]) -> Summary:
+    cases, seed, start, save = args
+    return fuzz(cases, seed, start=start, save=save)
+
+
+def fuzz_parallel(
+    cases: int, seed: int, jobs: int, *, start: int = 0, save: Path | None = None
+) -> Summary:
+    """The same cases as ``fuzz``, split over ``jobs`` processes (case numbers decide inputs)."""
+    import multiprocessing
+
+    step = 2000
+    chunks = [
+        (min(step, start + cases - n), seed, n, save) for n in range(start, start + cases, step)
+    ]
+    began = time.perf_counter()
+    total = Summary()
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        for part in pool.imap_unordered(_fuzz_chunk, chunks):
+            total.cases += part.cases
+            total.crashes += part.crashes
+            total.slowest = max(total.slowest, part.slowest)
+            total.max_size = max(total.max_size, part.max_size)
+            for k, v in part.by_mutator.items():
+                total.by_mutator[k] = total.by_mutator.get(k, 0) + v
+    total.crashes.sort()
+    total.seconds = time.perf_counter() - began
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__)
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=int, default=0, help="first case number")
     parser.add_argument("--save", type=Path, help="write crashing inputs to this folder")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="processes (cases split)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    summary = fuzz(args.cases, args.seed, start=args.start, save=args.save, verbose=args.verbose)
+    if args.jobs > 1:
+        summary = fuzz_parallel(args.cases, args.seed, args.jobs, start=args.start, save=args.save)
+    else:
+        summary = fuzz(
+            args.cases, args.seed, start=args.start, save=args.save, verbose=args.verbose
+        )
+    print(f"seed {args.seed}, cases {args.start}..{args.start + args.cases - 1}, jobs {args.jobs}")
     print(summary.line())
     print(
         "mutations applied: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_mutator.items()))
