@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests import fuzz
 from tests.daemon_helpers import (
     REPORT_ADDRESS,
     Daemon,
@@ -364,6 +365,56 @@ def test_starttls_with_swaks_require_tls_and_reload_on_sighup(
         assert d.stop() == 0
     finally:
         d.close()
+
+
+# --- hostile content over SMTP ---------------------------------------------------------------
+
+
+def test_mutated_reports_each_end_as_a_case_or_quarantined(limited: Daemon) -> None:
+    """~50 fuzzed reports over SMTP: every 250 becomes a report row or a failed/ entry with a
+    reason; anything refused is refused with a reply; the daemon and its worker live on."""
+    d = limited
+    corpus = fuzz.load_corpus()
+    accepted: list[str] = []
+    refused: dict[int, int] = {}
+    for n in range(50):
+        _, raw, _ = fuzz.make_case(4242, n, corpus)
+        client = d.smtp()
+        try:
+            client.mail("victim@example.edu")
+            client.rcpt(REPORT_ADDRESS)
+            code, reply = client.data(raw)
+        except smtplib.SMTPResponseException as e:
+            code, reply = e.smtp_code, e.smtp_error
+        finally:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                client.quit()
+        if code == 250:
+            accepted.append(queued_id(reply.decode()))
+        else:
+            assert code in (500, 552), (n, code, reply)  # the sender's fault, said so
+            refused[code] = refused.get(code, 0) + 1
+    assert len(accepted) >= 40, refused
+
+    def settled() -> bool:
+        stored = d.reports()
+        failed = {p.name for p in d.spool.failed.iterdir()}
+        return all(i in stored or f"{i}.reason" in failed for i in accepted)
+
+    wait_until(settled, 300, "every accepted report to become a case or be quarantined")
+    stored = d.reports()
+    for spool_id in accepted:
+        if spool_id not in stored:
+            reason = (d.spool.failed / f"{spool_id}.reason").read_text()
+            assert reason.strip(), spool_id
+    assert d.proc is not None and d.proc.poll() is None
+    assert not d.events("worker_died")
+    code, reply = send(d, report_message(400))  # still taking reports
+    assert code == 250, reply
+    print(
+        f"mutated over SMTP: {len(accepted)} accepted, "
+        f"{sum(1 for i in accepted if i in stored)} cases, refused {refused}"
+    )
 
 
 # --- least privilege --------------------------------------------------------------------------
