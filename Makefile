@@ -56,6 +56,14 @@ goldens: setup
 	$(BIN)/python -m tests.analysis.test_hops_golden
 	$(BIN)/python -m tests.analysis.test_authres
 
+# Mutation fuzzing of the whole analysis (tests/fuzz.py): 0 unexpected exceptions expected;
+# crashing inputs are saved to var/fuzz-crashes/ to become fixtures/fuzz/ regressions.
+FUZZ_CASES ?= 100000
+FUZZ_SEED  ?= 1
+FUZZ_JOBS  ?= $(shell nproc 2>/dev/null || echo 1)
+fuzz: setup
+	$(BIN)/python -m tests.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) --save var/fuzz-crashes
+
 bench: setup system-deps
 	$(BIN)/python -m bench
 

@@ -56,3 +56,13 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+@pytest.fixture(autouse=True)
+def restore_umask() -> Iterator[None]:
+    """The CLI sets umask 077 for its process; in-process CLI tests must not leak it into
+    later tests (which create files other users must read)."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield
+    os.umask(old)

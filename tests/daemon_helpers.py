@@ -82,6 +82,7 @@ class Daemon:
     starts: int = 0
     extra_config: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    command: list[str] = field(default_factory=lambda: [STOPITD])  # how to run `stopitd`
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -101,7 +102,7 @@ class Daemon:
         env.update(self.extra_env)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [STOPITD, "--config", str(self.config), "serve"],
+                [*self.command, "--config", str(self.config), "serve"],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

@@ -244,7 +244,8 @@ def daemon_events_errno(d: Daemon) -> list[int]:
     return [e["errno"] for e in d.events("spool_write_failed") if e["errno"] == 28]
 
 
-def test_info_logs_never_carry_addresses_subjects_or_bodies(daemon: Daemon) -> None:
+def _send_secret_reports(daemon: Daemon) -> list[str]:
+    """Three reports from distinct reporters and one refused recipient; what must not leak."""
     secrets = []
     for n in range(3):
         reporter = f"reporter{n}@victims.example"
@@ -257,9 +258,24 @@ def test_info_logs_never_carry_addresses_subjects_or_bodies(daemon: Daemon) -> N
     daemon.wait_drained()
     wait_until(lambda: len(daemon.events("report_saved")) == 3, 60, "three cases")
     assert daemon.stop() == 0
+    return secrets
+
+
+def test_info_logs_never_carry_addresses_subjects_or_bodies(daemon: Daemon) -> None:
+    secrets = _send_secret_reports(daemon)
     log = daemon.log_text().lower()
     for secret in secrets:
         assert secret.lower() not in log, secret
+
+
+def test_debug_logs_may_carry_addresses(tmp_path: Path, sqlite_url: str) -> None:
+    """The same run at debug level: the details are there (so the info test can fail)."""
+    debug = {"log": 'format = "json"\nlevel = "debug"\n'}
+    with running_daemon(tmp_path / "node", sqlite_url, **debug) as d:
+        _send_secret_reports(d)
+        log = d.log_text().lower()
+    assert "reporter0@victims.example" in log
+    assert "someone-else@example.org" in log
 
 
 def send_from(daemon: Daemon, mail_from: str, message: bytes) -> tuple[int, str]:

@@ -27,6 +27,16 @@ class SmtpSettings:
     report_addresses: tuple[str, ...] = ("stopit@localhost",)
     max_message_size: int = 25 * 1024 * 1024
     hostname: str = ""  # the name in the banner; empty: the machine's FQDN
+    # Floods and slow clients (issue 10): beyond a limit the client gets 421 4.7.0.
+    max_connections: int = 200
+    max_connections_per_ip: int = 10
+    max_messages_per_connection: int = 20
+    command_timeout: float = 60.0  # seconds for one command line (slowloris)
+    data_timeout: float = 600.0  # seconds for the whole DATA phase
+    # STARTTLS: PEM files, re-read on SIGHUP; empty: no STARTTLS.
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_tls: bool = False  # 530 5.7.0 for MAIL/RCPT/DATA before STARTTLS
 
     @property
     def host(self) -> str:
@@ -35,6 +45,11 @@ class SmtpSettings:
     @property
     def port(self) -> int:
         return split_host_port(self.listen)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    user: str = ""  # started as root: bind, then run as this user; empty: stay as started
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +180,7 @@ class Settings:
     dns: DnsSettings = field(default_factory=DnsSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     limits: Limits = field(default_factory=Limits)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     reply: ReplySettings = field(default_factory=ReplySettings)
@@ -279,6 +295,7 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"smtp.report_addresses: {addr!r} is not an address")
     if settings.smtp.max_message_size < 1024:
         raise ConfigError("smtp.max_message_size: must be at least 1024 bytes")
+    _check_smtp_limits(settings.smtp)
     if settings.log.format not in LOG_FORMATS:
         raise ConfigError(f"log.format: must be one of {', '.join(LOG_FORMATS)}")
     if settings.log.level not in LOG_LEVELS:
@@ -319,6 +336,29 @@ def _check(settings: Settings) -> None:
             raise ConfigError(f"limits.{f.name}: must be at least 1")
 
 
+def _check_smtp_limits(smtp: SmtpSettings) -> None:
+    for key in ("max_connections", "max_connections_per_ip", "max_messages_per_connection"):
+        if getattr(smtp, key) < 1:
+            raise ConfigError(f"smtp.{key}: must be at least 1")
+    for key in ("command_timeout", "data_timeout"):
+        if getattr(smtp, key) <= 0:
+            raise ConfigError(f"smtp.{key}: must be greater than 0")
+    if bool(smtp.tls_cert) != bool(smtp.tls_key):
+        raise ConfigError("smtp.tls_cert, smtp.tls_key: set both or neither")
+    if smtp.require_tls and not smtp.tls_cert:
+        raise ConfigError("smtp.require_tls: needs smtp.tls_cert and smtp.tls_key")
+
+
+def _resolve_tls_paths(smtp: SmtpSettings, base: Path) -> SmtpSettings:
+    """Relative certificate paths are taken relative to the config file's folder."""
+    from dataclasses import replace
+
+    def resolve(value: str) -> str:
+        return str((base / value).resolve()) if value else value
+
+    return replace(smtp, tls_cert=resolve(smtp.tls_cert), tls_key=resolve(smtp.tls_key))
+
+
 def _resolve_db_url(url: str, base: Path) -> str:
     """A relative SQLite path is taken relative to the config file's folder."""
     prefix = "sqlite:///"
@@ -343,6 +383,8 @@ def parse(data: dict[str, Any], source: Path | None) -> Settings:
             sections[key] = _routing(value, base)
         else:
             sections[key] = _section(hints[key], value, key, base)
+    if "smtp" in sections:
+        sections["smtp"] = _resolve_tls_paths(sections["smtp"], base)
     settings = Settings(source=source, **sections)
     if "database" in sections:
         db = settings.database

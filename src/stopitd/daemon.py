@@ -1,11 +1,14 @@
 """`stopitd serve`: wires logs, the store check, the spool, the worker process and SMTP.
 
-Start order: logs -> schema check (refuse a database that is behind) -> spool folders and
-lock -> clear ``tmp/`` -> worker process (it re-queues ``cur/`` leftovers itself, under its
-own lock, so a restarted worker never races a dying one) -> SMTP listener bound ->
-``READY=1``. First SIGTERM/SIGINT: ``STOPPING=1``, stop accepting, let messages in hand
-finish, ask the worker to stop after its current entry, exit 0. A second signal exits at once
-(nothing is lost: every acknowledged message is already in the spool).
+Start order: umask 077 -> logs -> bind the SMTP socket (port 25 needs root) and load the
+TLS certificate -> drop to ``[daemon] user`` -> schema check (refuse a database that is
+behind) -> spool folders and lock -> clear ``tmp/`` -> worker process (it re-queues
+``cur/`` leftovers itself, under its own lock, so a restarted worker never races a dying
+one) -> SMTP listener served -> ``READY=1``. First SIGTERM/SIGINT: ``STOPPING=1``, stop
+accepting, let messages in hand finish, ask the worker to stop after its current entry,
+exit 0. A second signal exits at once (nothing is lost: every acknowledged message is
+already in the spool). SIGHUP re-reads the TLS certificate and key (new sessions use
+them; a bad pair keeps the old one).
 
 Layout: this process runs the asyncio listener and a thread pool for spool writes; the
 worker is a spawned child process (see ``worker.py`` for why).
@@ -19,6 +22,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import ssl
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -27,10 +31,10 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 import structlog
 from sqlalchemy.engine import make_url
 
-from stopitd import logs, worker
+from stopitd import logs, privileges, worker
 from stopitd.config import Settings
 from stopitd.errors import SchemaBehindError, SpoolError, StopitdError
-from stopitd.smtp import Handler, Listener
+from stopitd.smtp import ConnectionLimits, Handler, Listener, bind_socket, load_tls_context
 from stopitd.spool import DAEMON_LOCK, Spool
 
 log = structlog.get_logger("stopitd.daemon")
@@ -205,9 +209,42 @@ def _store_label(url: str) -> str:
         return "(unparseable url)"
 
 
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.smtp.tls_cert:
+        return None
+    return load_tls_context(settings.smtp.tls_cert, settings.smtp.tls_key)
+
+
 def run(settings: Settings) -> int:
     """Run the daemon until a signal; the process exit code."""
+    privileges.restrict_umask()
     logs.setup(settings.log, process="daemon")
+    try:
+        sock = bind_socket(settings.smtp.host, settings.smtp.port)
+    except OSError as e:
+        log.error("listen_failed", listen=settings.smtp.listen, error=e.strerror or str(e))
+        return 1
+    try:
+        tls = _tls_context(settings)
+    except (OSError, ssl.SSLError) as e:
+        sock.close()
+        log.error("startup_failed", error=f"smtp.tls_cert/tls_key: {e}")
+        return 1
+    try:
+        if settings.daemon.user:
+            uid, gid = privileges.drop_to(settings.daemon.user)
+            log.info("privileges_dropped", user=settings.daemon.user, uid=uid, gid=gid)
+    except (StopitdError, OSError) as e:
+        sock.close()
+        log.error("startup_failed", error=str(e))
+        return 1
+    try:
+        return _run_bound(settings, sock, tls)
+    finally:
+        sock.close()
+
+
+def _run_bound(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
     try:
         _check_store(settings)
     except SchemaBehindError as e:
@@ -226,13 +263,15 @@ def run(settings: Settings) -> int:
             removed = spool.clean_tmp()
             if removed:
                 log.info("spool_tmp_cleared", removed=removed)
-            return asyncio.run(_serve(settings, spool))
+            return asyncio.run(_serve(settings, spool, sock, tls))
     except SpoolError as e:
         log.error("startup_failed", error=str(e))
         return 1
 
 
-async def _serve(settings: Settings, spool: Spool) -> int:
+async def _serve(
+    settings: Settings, spool: Spool, sock: socket.socket, tls: ssl.SSLContext | None
+) -> int:
     loop = asyncio.get_running_loop()
     workers = WorkerProcess(settings)
     workers.start()
@@ -247,6 +286,16 @@ async def _serve(settings: Settings, spool: Spool) -> int:
         settings.smtp.port,
         max_message_size=settings.smtp.max_message_size,
         hostname=settings.smtp.hostname,
+        limits=ConnectionLimits(
+            max_connections=settings.smtp.max_connections,
+            max_connections_per_ip=settings.smtp.max_connections_per_ip,
+            max_messages_per_connection=settings.smtp.max_messages_per_connection,
+            command_timeout=settings.smtp.command_timeout,
+            data_timeout=settings.smtp.data_timeout,
+        ),
+        tls_context=tls,
+        require_tls=settings.smtp.require_tls,
+        sock=sock,
     )
     try:
         await listener.start()
@@ -270,6 +319,16 @@ async def _serve(settings: Settings, spool: Spool) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
 
+    def on_reload() -> None:
+        try:
+            listener.tls_context = _tls_context(settings)
+        except (OSError, ssl.SSLError) as e:
+            log.error("tls_reload_failed", error=str(e), note="keeping the previous certificate")
+            return
+        log.info("tls_reloaded", tls=listener.tls_context is not None)
+
+    loop.add_signal_handler(signal.SIGHUP, on_reload)
+
     accepts = ", ".join(settings.smtp.report_addresses)
     listen = settings.smtp.listen
     sd_notify(f"READY=1\nSTATUS=accepting reports for {accepts} on {listen}")
@@ -283,6 +342,8 @@ async def _serve(settings: Settings, spool: Spool) -> int:
         listen=listen,
         report_addresses=list(settings.smtp.report_addresses),
         max_message_size=settings.smtp.max_message_size,
+        tls=tls is not None,
+        require_tls=settings.smtp.require_tls,
         worker_pid=workers.process.pid if workers.process else None,
         pid=os.getpid(),
     )

@@ -4,15 +4,25 @@ The handler object is the seam: ``Handler.handle_RCPT`` / ``handle_DATA`` are ca
 aiosmtpd and can be called directly in tests. ``ReportSMTP`` fills aiosmtpd's gaps: its
 own size-error texts become ``552 5.3.4`` and every session is tracked so a shutdown can
 stop accepting, wait for the messages in hand, then close the rest with ``421``.
+
+Floods and slow clients (see docs/security.md): connections beyond ``max_connections`` (all)
+or ``max_connections_per_ip`` get ``421 4.7.0`` at once and are closed; so does a session
+past ``max_messages_per_connection``, a command line that takes longer than
+``command_timeout`` (aiosmtpd's timer is reset only by a complete valid command, so a client
+trickling one byte a second is cut off), and a DATA phase longer than ``data_timeout``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, AnyStr
 
@@ -33,6 +43,18 @@ TRY_LATER = "451 4.3.0 Temporary local problem, please try again later"
 DISK_FULL = "452 4.3.1 Insufficient system storage, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
 QUEUED = "250 2.0.0 queued as {id}"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, please try again later"
+TOO_MANY_FROM_IP = "421 4.7.0 Too many connections from your address, please try again later"
+TOO_MANY_MESSAGES = "421 4.7.0 Too many messages in one connection, please reconnect"
+TIMED_OUT = "421 4.7.0 Timeout, closing connection"
+TLS_FIRST = "530 5.7.0 Must issue a STARTTLS command first"
+
+_AIOSMTPD_TLS_FIRST = b"530 Must issue a STARTTLS command first"
+LISTEN_BACKLOG = 1024
+# Times one connection may send the same command (MAIL is bounded by
+# max_messages_per_connection): a client looping on NOOP cannot hold a slot forever.
+COMMAND_CALL_LIMIT = 100
+REFUSAL_LOG_EVERY = 10.0  # seconds between summaries of refused connections
 
 _AIOSMTPD_SIZE_ERRORS = (b"552 Error: Too much mail data", b"552 Error: message size exceeds")
 
@@ -135,15 +157,57 @@ def _peer_ip(session: Session) -> str:
     return str(peer or "")
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    max_connections: int = 200
+    max_connections_per_ip: int = 10
+    max_messages_per_connection: int = 20
+    command_timeout: float = 60.0
+    data_timeout: float = 600.0
+
+
 class Sessions:
-    """Every open session, and how many are inside DATA (from 354 to the reply)."""
+    """Every accepted session (and per address), and how many are inside DATA."""
 
     def __init__(self) -> None:
         self.open: set[ReportSMTP] = set()
+        self.per_ip: Counter[str] = Counter()
         self.in_data = 0
         self.idle = asyncio.Event()
         self.idle.set()
         self.draining = False
+        self.refused: Counter[str] = Counter()  # reason -> count since the last summary
+        self.refused_total = 0
+        self._refusal_logged = 0.0
+
+    def refusal(self, ip: str, limits: ConnectionLimits) -> str | None:
+        """The 421 reply a new connection from ``ip`` gets, or None to take it in."""
+        if len(self.open) >= limits.max_connections:
+            return self._refuse("max_connections", TOO_MANY_CONNECTIONS)
+        if self.per_ip[ip] >= limits.max_connections_per_ip:
+            return self._refuse("max_connections_per_ip", TOO_MANY_FROM_IP)
+        return None
+
+    def add(self, session: ReportSMTP, ip: str) -> None:
+        self.open.add(session)
+        self.per_ip[ip] += 1
+
+    def release(self, session: ReportSMTP, ip: str) -> None:
+        if session in self.open:
+            self.open.discard(session)
+            self.per_ip[ip] -= 1
+            if self.per_ip[ip] <= 0:
+                del self.per_ip[ip]  # the table never outgrows the open connections
+
+    def _refuse(self, reason: str, reply: str) -> str:
+        self.refused[reason] += 1
+        self.refused_total += 1
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSAL_LOG_EVERY:  # one line per burst, not per hit
+            log.warning("connections_refused", **dict(self.refused), open=len(self.open))
+            self.refused.clear()
+            self._refusal_logged = now
+        return reply
 
     def enter_data(self) -> None:
         self.in_data += 1
@@ -156,39 +220,82 @@ class Sessions:
 
 
 class ReportSMTP(SMTP):
-    """aiosmtpd's SMTP with our size reply and session tracking for a graceful drain."""
+    """aiosmtpd's SMTP with our replies, connection limits and session tracking."""
 
-    def __init__(self, handler: Handler, sessions: Sessions, **kwargs: Any) -> None:
-        super().__init__(handler, decode_data=False, **kwargs)
+    def __init__(
+        self,
+        handler: Handler,
+        sessions: Sessions,
+        limits: ConnectionLimits | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._limits = limits or ConnectionLimits()
+        super().__init__(
+            handler,
+            decode_data=False,
+            timeout=self._limits.command_timeout,
+            command_call_limit=COMMAND_CALL_LIMIT,
+            **kwargs,
+        )
         self._sessions = sessions
+        self._ip = ""
+        self._messages = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._sessions.open.add(self)
+        # aiosmtpd calls this again after STARTTLS, with the TLS transport: count once.
+        if getattr(self, "_original_transport", None) is None:
+            self._ip = _transport_ip(transport)
+            self._sessions.add(self, self._ip)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self._sessions.open.discard(self)
+        self._sessions.release(self, self._ip)
         super().connection_lost(error)
+
+    def _timeout_cb(self) -> None:
+        """aiosmtpd just hangs up on a timeout; say why first (421 4.7.0)."""
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            log.info("connection_timed_out", peer=self._ip)
+            with contextlib.suppress(Exception):
+                transport.write(TIMED_OUT.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         if self._sessions.draining:  # no new transaction once a shutdown began
-            await super().push(SHUTTING_DOWN)
-            if self.transport is not None:
-                self.transport.close()
+            await self._hang_up(SHUTTING_DOWN)
+            return
+        if self._messages >= self._limits.max_messages_per_connection:
+            log.info("connection_message_limit", peer=self._ip, messages=self._messages)
+            await self._hang_up(TOO_MANY_MESSAGES)
             return
         await super().smtp_MAIL(arg)
 
+    async def _hang_up(self, reply: str) -> None:
+        await super().push(reply)
+        if self.transport is not None:
+            self.transport.close()
+
     async def smtp_DATA(self, arg: str) -> None:
+        envelope = self.envelope
+        if envelope is not None and envelope.rcpt_tos and not arg:
+            self._messages += 1
         self._sessions.enter_data()
+        self._reset_timeout(self._limits.data_timeout)  # one budget for the whole DATA phase
         try:
             await super().smtp_DATA(arg)
         finally:
             self._sessions.leave_data()
+            if self.transport is not None:
+                self._reset_timeout()
 
     async def push(self, status: AnyStr) -> None:
         raw = status.encode("ascii", "replace") if isinstance(status, str) else status
         if raw.startswith(_AIOSMTPD_SIZE_ERRORS):
             await super().push(TOO_BIG)
+            return
+        if raw.startswith(_AIOSMTPD_TLS_FIRST):
+            await super().push(TLS_FIRST)
             return
         await super().push(status)
 
@@ -203,6 +310,41 @@ class ReportSMTP(SMTP):
             transport.close()
 
 
+def _transport_ip(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple | list) and peer else ""
+
+
+class Gate(asyncio.Protocol):
+    """Admission before aiosmtpd: a refused connection costs one write and a close.
+
+    Building an aiosmtpd session takes about 0.7 ms of the event loop; a flood of them
+    would delay every other client, so only admitted connections get one (the transport
+    is handed over with ``set_protocol``).
+    """
+
+    def __init__(
+        self, sessions: Sessions, limits: ConnectionLimits, make: Callable[[], ReportSMTP]
+    ):
+        self._sessions = sessions
+        self._limits = limits
+        self._make = make
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        refusal = self._sessions.refusal(_transport_ip(transport), self._limits)
+        if refusal is not None:
+            with contextlib.suppress(Exception):
+                transport.write(refusal.encode("ascii") + b"\r\n")  # type: ignore[attr-defined]
+            transport.close()
+            return
+        session = self._make()
+        transport.set_protocol(session)
+        session.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Only a refused connection's leftovers reach the gate: ignored."""
+
+
 class Listener:
     """The listening socket plus everything a drain needs."""
 
@@ -214,28 +356,43 @@ class Listener:
         *,
         max_message_size: int,
         hostname: str = "",
+        limits: ConnectionLimits | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        require_tls: bool = False,
+        sock: socket.socket | None = None,
     ) -> None:
         self.handler = handler
         self.host = host
         self.port = port
         self.max_message_size = max_message_size
         self.hostname = hostname or None
+        self.limits = limits or ConnectionLimits()
+        self.tls_context = tls_context  # replaced on SIGHUP; new sessions take the new one
+        self.require_tls = require_tls
         self.sessions = Sessions()
         self._server: asyncio.Server | None = None
+        self._socket = sock  # bound before privileges were dropped, or bound by start()
 
     def _protocol(self) -> ReportSMTP:
         return ReportSMTP(
             self.handler,
             self.sessions,
+            self.limits,
             data_size_limit=self.max_message_size,
             hostname=self.hostname,
             ident="stopitd ESMTP",
+            tls_context=self.tls_context,
+            require_starttls=self.require_tls,
         )
 
     async def start(self) -> None:
+        if self._socket is None:
+            self._socket = bind_socket(self.host, self.port)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._protocol, host=self.host, port=self.port, reuse_address=True
+            lambda: Gate(self.sessions, self.limits, self._protocol),
+            sock=self._socket,
+            backlog=LISTEN_BACKLOG,
         )
 
     @property
@@ -267,3 +424,27 @@ class Listener:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), 5)
         return drained
+
+
+def load_tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context for STARTTLS from PEM files (TLS 1.2 or later)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen now, so a daemon started as root can drop privileges right after."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

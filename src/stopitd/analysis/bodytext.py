@@ -95,7 +95,7 @@ def html_to_text(html: str) -> str:
 def charset_text(data: bytes, charset: str) -> str:
     try:
         codecs.lookup(charset or "utf-8")
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the charset name (fuzz)
         charset = "utf-8"
     try:
         return data.decode(charset or "utf-8", "replace")

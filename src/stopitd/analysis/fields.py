@@ -67,12 +67,24 @@ def parse_addresses(value: str | None) -> tuple[Address, ...]:
 @lru_cache(maxsize=1024)
 def _parse_addresses(value: str) -> tuple[Address, ...]:
     simple = _simple_address(value)
-    pairs = [simple] if simple is not None else getaddresses([value])
+    pairs = [simple] if simple is not None else _getaddresses(value)
     out = []
     for name, addr in pairs:
         if addr or name:
             out.append(Address(decode_words(name), addr))
     return tuple(out)
+
+
+_BARE_ADDRESS = re.compile(r"[^\s<>,;:()\"]+@[^\s<>,;:()\"]+")
+
+
+def _getaddresses(value: str) -> list[tuple[str, str]]:
+    """The stdlib parser; on values that make it recurse too deep (hostile groups of
+    hundreds of ":"), the bare addresses found in the text, without names."""
+    try:
+        return getaddresses([value])
+    except RecursionError:
+        return [("", m.group(0)) for m in _BARE_ADDRESS.finditer(value)]
 
 
 _BRACKETED = re.compile(r"<\s*([^<>\s]+)\s*>")

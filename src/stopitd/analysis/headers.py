@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email.errors import MessageError
 from email.header import decode_header, make_header
 
 _FOLD = re.compile(r"\r?\n[ \t]")
@@ -159,5 +160,5 @@ def decode_words(value: str) -> str:
         return value
     try:
         return str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, AssertionError):
+    except (ValueError, LookupError, UnicodeError, AssertionError, MessageError):
         return value

@@ -206,5 +206,5 @@ def _read_block(lines: list[_Line], first: int) -> tuple[PastedBlock | None, int
                 "kept in the report, not in this header block.",
             )
         )
-    raw = ("\r\n".join(out) + "\r\n").encode("utf-8")
+    raw = ("\r\n".join(out) + "\r\n").encode("utf-8", "replace")  # UTF-7 lone surrogates
     return PastedBlock(first, last, raw, tuple(findings)), last

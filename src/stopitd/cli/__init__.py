@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from stopitd import privileges
 from stopitd.cli.common import CliState
 from stopitd.cli.common import config_option as config_option
 
@@ -18,6 +19,7 @@ _CONFIG_HELP = (
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """stopitd: the daemon and staff tools behind an abuse reporting address."""
+    privileges.restrict_umask()  # databases, spool entries and exports: 0600, folders 0700
     ctx.obj = CliState(config_path=config_path)
 
 
