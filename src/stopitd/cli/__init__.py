@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from stopitd import privileges
@@ -13,7 +15,41 @@ _CONFIG_HELP = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Subcommand name -> (module, attribute). Modules load only when their command runs, so
+# `stopitd analyze` does not pay for SQLAlchemy and alembic at start-up.
+_COMMANDS = {
+    "analyze": ("stopitd.cli.analyze", "analyze"),
+    "cases": ("stopitd.cli.cases", "cases_group"),
+    "check-config": ("stopitd.cli.check_config", "check_config"),
+    "db": ("stopitd.cli.db", "db_group"),
+    "outbox": ("stopitd.cli.outbox", "outbox_group"),
+    "serve": ("stopitd.cli.serve", "serve"),
+    "sources": ("stopitd.cli.sources", "sources_group"),
+    "spool": ("stopitd.cli.spool", "spool_group"),
+    "stats": ("stopitd.cli.stats", "stats_command"),
+}
+
+
+def _load(name: str) -> click.Command:
+    module, attr = _COMMANDS[name]
+    command: object = getattr(importlib.import_module(module), attr)
+    assert isinstance(command, click.Command)
+    if name == "cases" and isinstance(command, click.Group) and "notify" not in command.commands:
+        from stopitd.cli.notify import notify_command
+
+        command.add_command(notify_command)
+    return command
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return _load(cmd_name) if cmd_name in _COMMANDS else None
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=_CONFIG_HELP)
 @click.version_option(package_name="stopitd")
 @click.pass_context
@@ -21,23 +57,3 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     """stopitd: the daemon and staff tools behind an abuse reporting address."""
     privileges.restrict_umask()  # databases, spool entries and exports: 0600, folders 0700
     ctx.obj = CliState(config_path=config_path)
-
-
-def _register() -> None:
-    from stopitd.cli import analyze, cases, check_config, db, notify, outbox, sources, stats
-    from stopitd.cli import serve as serve_cli
-    from stopitd.cli import spool as spool_cli
-
-    main.add_command(analyze.analyze)
-    main.add_command(check_config.check_config)
-    main.add_command(db.db_group)
-    main.add_command(cases.cases_group)
-    main.add_command(serve_cli.serve)
-    main.add_command(spool_cli.spool_group)
-    main.add_command(sources.sources_group)
-    main.add_command(stats.stats_command)
-    main.add_command(outbox.outbox_group)
-    cases.cases_group.add_command(notify.notify_command)
-
-
-_register()
