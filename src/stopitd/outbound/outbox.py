@@ -224,6 +224,17 @@ def mark_sent(session: Session, row_id: int, now: datetime, detail: dict[str, ob
             detail={"outbox_id": row.id, "mail": row.kind, "message_id": row.message_id} | detail,
         )
     )
+    if row.kind in (OutboxKind.STOP.value, OutboxKind.PROVIDER_ABUSE.value):
+        # what `cases related` reads: when the sender (or its provider) was asked to stop
+        session.add(
+            Event(
+                case_id=row.case_id,
+                at=now,
+                actor="stopitd",
+                kind="notice_sent",
+                detail={"mail": row.kind, "message_id": row.message_id},
+            )
+        )
 
 
 def mark_deferred(
