@@ -35,14 +35,13 @@ from bench.common import (
     BenchError,
     Row,
     fmt,
-    print_table,
     progress,
     require_perl_module,
     require_tool,
     rows_json,
+    run_entry_point,
     stopitd_command,
     verdict,
-    write_json,
 )
 from bench.messages import fixture_files
 
@@ -315,15 +314,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.analysis", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args()
-    try:
-        rows, data = run(args)
-    except BenchError as e:
-        raise SystemExit(f"bench.analysis: {e}") from None
-    path = write_json("analysis", data)
-    print_table(f"stopitd analysis vs SpamAssassin (JSON: {path.relative_to(ROOT)})", rows)
+    run_entry_point("analysis", __doc__, "stopitd analysis vs SpamAssassin", add_arguments, run)
 
 
 if __name__ == "__main__":

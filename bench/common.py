@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,3 +214,22 @@ def child_pids(pid: int) -> list[int]:
 
 def mb(kb: float) -> float:
     return kb / 1024
+
+
+def run_entry_point(
+    name: str,
+    description: str | None,
+    title: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], tuple[Sequence[Row], dict[str, Any]]],
+) -> None:
+    """`python -m bench.NAME`: parse the arguments, run, write the JSON, print the table."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description)
+    add_arguments(parser)
+    args = parser.parse_args()
+    try:
+        rows, data = run(args)
+    except BenchError as e:
+        raise SystemExit(f"bench.{name}: {e}") from None
+    path = write_json(name, data)
+    print_table(f"{title} (JSON: {path.relative_to(ROOT)})", rows)

@@ -35,13 +35,12 @@ from bench.common import (
     child_pids,
     fmt,
     mb,
-    print_table,
     proc_status_kb,
     progress,
     require_tool,
     rows_json,
+    run_entry_point,
     verdict,
-    write_json,
 )
 from bench.messages import lf_copy, report_of_size
 from bench.servers import Server, serve_available, start_floor, start_stopitd
@@ -436,15 +435,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.intake", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args()
-    try:
-        rows, data = run(args)
-    except BenchError as e:
-        raise SystemExit(f"bench.intake: {e}") from None
-    path = write_json("intake", data)
-    print_table(f"stopitd intake and drain (JSON: {path.relative_to(OUT_DIR.parent.parent)})", rows)
+    run_entry_point("intake", __doc__, "stopitd intake and drain", add_arguments, run)
 
 
 if __name__ == "__main__":

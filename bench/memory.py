@@ -23,18 +23,16 @@ from typing import Any
 from bench import smtpclient
 from bench.common import (
     OUT_DIR,
-    ROOT,
     BenchError,
     Row,
     child_pids,
     fmt,
     mb,
-    print_table,
     proc_status_kb,
     progress,
     rows_json,
+    run_entry_point,
     verdict,
-    write_json,
 )
 from bench.messages import report_with_attachment
 from bench.servers import Server, serve_available, start_floor, start_stopitd
@@ -200,15 +198,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.memory", description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args()
-    try:
-        rows, data = run(args)
-    except BenchError as e:
-        raise SystemExit(f"bench.memory: {e}") from None
-    path = write_json("memory", data)
-    print_table(f"stopitd memory (JSON: {path.relative_to(ROOT)})", rows)
+    run_entry_point("memory", __doc__, "stopitd memory", add_arguments, run)
 
 
 if __name__ == "__main__":
