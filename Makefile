@@ -46,8 +46,11 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy src
 
+# The suite runs in parallel (pytest-xdist): most tests wait on real daemons, servers and
+# subprocesses, so a few workers per core keep both cores busy. PYTEST_JOBS=0 runs serially.
+PYTEST_JOBS ?= 3
 pytest: setup system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_JOBS) --dist worksteal --durations=15
 
 test: lint typecheck pytest
 

@@ -14,8 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from sqlalchemy import select, update
 
+from stopitd.cli import main as cli_main
 from stopitd.store import db
 from stopitd.store.cases import save_report
 from stopitd.store.schema import Case, Purge, Report
@@ -31,10 +33,26 @@ def _config(tmp_path: Path, url: str) -> str:
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}  # a wide terminal, so rich does not wrap
-    return subprocess.run(
-        [STOPITD, *args], capture_output=True, text=True, check=False, env=env, cwd=cwd
+    """`stopitd ARGS` as staff type it: the installed command's own argument parsing and
+    exit status, run in this process (a fresh interpreter per call cost most of the suite's
+    time); `test_the_installed_command_runs` proves the real executable works the same."""
+    previous = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(cli_main, list(args), env={"COLUMNS": "200"})
+    finally:
+        os.chdir(previous)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(
+        [STOPITD, *args], result.exit_code, result.stdout, result.stderr
     )
+
+
+def run_installed(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}  # a wide terminal, so rich does not wrap
+    return subprocess.run([STOPITD, *args], capture_output=True, text=True, check=False, env=env)
 
 
 def ok(*args: str, cwd: Path | None = None) -> str:
@@ -64,6 +82,20 @@ def test_cases_list_and_show_json(tmp_path: Path, store_url: str) -> None:
     assert case["originals"][0]["hops"][0]["ip"] == "198.51.100.25"
     assert case["reports"][0]["reporter"] == "jdoe@example.edu"
     assert {"notes", "events", "identities"} <= set(case)
+
+
+def test_the_installed_command_runs(tmp_path: Path, store_url: str) -> None:
+    """The other tests run the click command in-process; this one runs the installed
+    executable (its own interpreter, entry point and exit codes) and checks it agrees."""
+    case_id = save(store_url, "019ab5f0-0000-7000-8000-0000000000c2", report(1))
+    cfg = _config(tmp_path, store_url)
+    installed = run_installed("--config", cfg, "cases", "show", str(case_id), "--json")
+    assert installed.returncode == 0, installed.stderr
+    assert json.loads(installed.stdout) == json.loads(
+        ok("--config", cfg, "cases", "show", str(case_id), "--json")
+    )
+    missing = run_installed("--config", cfg, "cases", "show", "999")
+    assert missing.returncode != 0 and "no case 999" in missing.stderr
 
 
 def test_list_filters(tmp_path: Path, store_url: str) -> None:
