@@ -18,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from bench import analysis, growth, intake, memory
-from bench.common import ROOT, BenchError, Row, print_table, progress, rows_json, write_json
+from bench.common import BenchError, Row, print_table, progress, rows_json, shown, write_json
 
 PARTS: dict[str, ModuleType] = {
     "intake": intake,
@@ -80,7 +80,7 @@ def main() -> None:
     )
     title = (
         f"stopitd benchmarks{' (quick)' if args.quick else ''}: {seconds:.0f} s "
-        f"(JSON: {path.relative_to(ROOT)})"
+        f"(JSON: {shown(path)})"
     )
     print_table(title, rows)
     if errors:

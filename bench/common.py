@@ -21,8 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT_DIR = ROOT / "bench" / "out"
+# Where figures and scratch folders go; the test suite points each run at its own folder.
+OUT_DIR = Path(os.environ.get("STOPITD_BENCH_OUT") or ROOT / "bench" / "out")
 FIXTURES = ROOT / "fixtures"
+
+
+def shown(path: Path) -> str:
+    """PATH as the tables print it: relative to the checkout when it lies inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 class BenchError(Exception):
@@ -232,4 +238,4 @@ def run_entry_point(
     except BenchError as e:
         raise SystemExit(f"bench.{name}: {e}") from None
     path = write_json(name, data)
-    print_table(f"{title} (JSON: {path.relative_to(ROOT)})", rows)
+    print_table(f"{title} (JSON: {shown(path)})", rows)

@@ -36,6 +36,7 @@ from bench.common import (
     proc_status_kb,
     progress,
     rows_json,
+    shown,
     verdict,
 )
 from bench.common import write_json as write_out
@@ -288,7 +289,7 @@ def main() -> None:
     except BenchError as e:
         raise SystemExit(f"bench.growth: {e}") from None
     path = write_out("growth", data)
-    print_table(f"stopitd analysis growth (JSON: {path.relative_to(ROOT)})", rows)
+    print_table(f"stopitd analysis growth (JSON: {shown(path)})", rows)
 
 
 if __name__ == "__main__":

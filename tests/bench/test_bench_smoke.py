@@ -12,13 +12,21 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.common import OUT_DIR, ROOT, BenchError, require_tool
+from bench.common import ROOT, BenchError, require_tool
 from bench.servers import serve_available
 
 pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(autouse=True)
+def out_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each run writes its JSON to its own folder: the suite runs tests in parallel."""
+    monkeypatch.setenv("STOPITD_BENCH_OUT", str(tmp_path))
+    return tmp_path
 
 
 def run_bench(*argv: str) -> str:
@@ -57,8 +65,12 @@ def number(text: str) -> float:
     return float(m.group(0).replace(",", ""))
 
 
+def out_path() -> Path:
+    return Path(os.environ["STOPITD_BENCH_OUT"])
+
+
 def load(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((OUT_DIR / f"{name}.json").read_text())
+    data: dict[str, Any] = json.loads((out_path() / f"{name}.json").read_text())
     return data
 
 
@@ -97,7 +109,7 @@ def test_analysis_compares_with_spamassassin_and_profiles() -> None:
     assert data["messages"] >= 40
     assert data["spamassassin"]["relays"] > 0, "SpamAssassin parsed no relay at all"
     assert data["stopitd"]["originals"] == data["messages"]
-    assert (OUT_DIR / "analysis-profile.html").is_file()
+    assert (out_path() / "analysis-profile.html").is_file()
 
 
 def test_growth_runs_every_case_and_the_curve() -> None:
