@@ -31,7 +31,8 @@ from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from stopitd.analysis.model import Envelope
-from stopitd.spool import Spool, SpoolWriteError
+from stopitd.smtp_data import DataState, DataStream
+from stopitd.spool import Spool, SpoolWriteError, SpoolWriter
 
 log = structlog.get_logger("stopitd.smtp")
 
@@ -39,6 +40,7 @@ log = structlog.get_logger("stopitd.smtp")
 OK_RCPT = "250 2.1.5 OK"
 NO_SUCH_USER = "550 5.1.1 No such recipient here: this server only takes abuse reports"
 TOO_BIG = "552 5.3.4 Message too big for this system"
+LINE_TOO_LONG = "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)"
 TRY_LATER = "451 4.3.0 Temporary local problem, please try again later"
 DISK_FULL = "452 4.3.1 Insufficient system storage, please try again later"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please try again later"
@@ -97,11 +99,8 @@ class Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return OK_RCPT
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
-        raw = envelope.original_content
-        if not isinstance(raw, bytes | bytearray):
-            log.error("message_without_content")
-            return TRY_LATER
+    def begin(self, session: Session, envelope: SmtpEnvelope) -> SpoolWriter:
+        """Open the spool entry a message is streamed into; SpoolWriteError if it cannot be."""
         report_envelope = Envelope(
             mail_from=_reverse_path(envelope.mail_from),
             rcpt_tos=tuple(envelope.rcpt_tos),
@@ -109,27 +108,31 @@ class Handler:
             helo=session.host_name or "",
             received_at=datetime.now(UTC),
         )
+        return self.spool.begin(report_envelope)
+
+    async def finish(self, writer: SpoolWriter, session: Session, envelope: SmtpEnvelope) -> str:
+        """Make a streamed message durable (in the pool: fsync blocks), then the reply."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
-            spool_id = await loop.run_in_executor(
-                self.executor, self.spool.put, bytes(raw), report_envelope
-            )
+            spool_id = await loop.run_in_executor(self.executor, writer.commit)
         except SpoolWriteError as e:
-            log.error("spool_write_failed", error=str(e), errno=e.errno)
-            return DISK_FULL if e.disk_full else TRY_LATER
+            return self.failed(e)
+        except BaseException:  # cancelled (connection lost): nothing acknowledged
+            writer.abort()
+            raise
         log.info(
             "message_spooled",
             spool_id=spool_id,
-            size=len(raw),
-            peer=report_envelope.peer,
+            size=writer.size,
+            peer=_peer_ip(session),
             ms=round((time.perf_counter() - started) * 1000, 2),
         )
         log.debug(
             "message_spooled_detail",
             spool_id=spool_id,
-            mail_from=report_envelope.mail_from,
-            rcpt_tos=report_envelope.rcpt_tos,
+            mail_from=envelope.mail_from,
+            rcpt_tos=envelope.rcpt_tos,
         )
         if self.on_spooled is not None:
             try:
@@ -137,6 +140,24 @@ class Handler:
             except Exception:  # the message is safe; the worker's poll will find it
                 log.exception("worker_wakeup_failed", spool_id=spool_id)
         return QUEUED.format(id=spool_id)
+
+    def failed(self, error: SpoolWriteError) -> str:
+        """The reply for a message that could not be spooled (nothing of it is left)."""
+        log.error("spool_write_failed", error=str(error), errno=error.errno)
+        return DISK_FULL if error.disk_full else TRY_LATER
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:
+        """A whole message in ``envelope.original_content`` (``ReportSMTP`` streams instead)."""
+        raw = envelope.original_content
+        if not isinstance(raw, bytes | bytearray):
+            log.error("message_without_content")
+            return TRY_LATER
+        try:
+            writer = self.begin(session, envelope)
+            writer.write(bytes(raw))
+        except SpoolWriteError as e:
+            return self.failed(e)
+        return await self.finish(writer, session, envelope)
 
     async def handle_exception(self, error: Exception) -> str:
         """aiosmtpd calls this for any exception in a command: never a 5xx, never a trace."""
@@ -277,17 +298,63 @@ class ReportSMTP(SMTP):
             self.transport.close()
 
     async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, but streamed to the spool as it arrives (see ``smtp_data``)."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
         envelope = self.envelope
-        if envelope is not None and envelope.rcpt_tos and not arg:
-            self._messages += 1
+        assert envelope is not None
+        if not envelope.rcpt_tos:
+            await super().push("503 Error: need RCPT command")
+            return
+        if arg:
+            await super().push("501 Syntax: DATA")
+            return
+        self._messages += 1
         self._sessions.enter_data()
         self._reset_timeout(self._limits.data_timeout)  # one budget for the whole DATA phase
         try:
-            await super().smtp_DATA(arg)
+            reply = await self._receive(envelope)
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await super().push(reply)
         finally:
             self._sessions.leave_data()
             if self.transport is not None:
                 self._reset_timeout()
+
+    async def _receive(self, envelope: SmtpEnvelope) -> str:
+        """Read DATA into a spool entry; the reply (250 only once the entry is durable)."""
+        handler: Handler = self.event_handler
+        assert self.session is not None
+        stream = DataStream(
+            self._reader, max_size=self.data_size_limit, max_line=self.line_length_limit
+        )
+        writer: SpoolWriter | None = None
+        failure: SpoolWriteError | None = None
+        try:  # the entry exists before the client is told to send (354)
+            writer = handler.begin(self.session, envelope)
+        except SpoolWriteError as e:
+            failure = e  # answered after the data, as the client expects
+        try:
+            await super().push("354 End data with <CR><LF>.<CR><LF>")
+            async for chunk in stream.chunks():
+                if writer is not None:
+                    try:
+                        writer.write(chunk)
+                    except SpoolWriteError as e:  # the partial file is already gone
+                        writer, failure = None, e
+        except BaseException:  # connection lost mid-DATA, or a bug: leave nothing behind
+            if writer is not None:
+                writer.abort()
+            raise
+        if stream.state is not DataState.OK:
+            if writer is not None:
+                writer.abort()
+            return TOO_BIG if stream.state is DataState.TOO_BIG else LINE_TOO_LONG
+        if failure is not None or writer is None:
+            return handler.failed(failure or SpoolWriteError("no spool entry", None))
+        return await handler.finish(writer, self.session, envelope)
 
     async def push(self, status: AnyStr) -> None:
         raw = status.encode("ascii", "replace") if isinstance(status, str) else status
