@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import tempfile
 import threading
@@ -50,6 +51,7 @@ P99_TARGET_MS = 50.0
 CASES_PER_S_TARGET = 150.0
 SAMPLE_INTERVAL = 0.1
 WARM_UP = 50  # messages sent to each server first, not timed (first runs are slower)
+SERVERS = ("bare", "durable", "durable-group", "stopitd")
 
 
 @dataclass
@@ -249,12 +251,14 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="intake-", dir=OUT_DIR) as tmp:
         base = Path(tmp)
         msg_file = lf_copy(message, base / "report.lf.eml")
-        for name in ("bare", "durable", "stopitd"):
+        for name in args.servers:
             if name == "stopitd" and pending:
                 progress("stopitd serve is not in this build: its row is pending")
                 continue
             workdir = base / name
             server = start_stopitd(workdir) if name == "stopitd" else start_floor(name, workdir)
+            if name == "stopitd" and args.worker_idle:
+                _worker_idle(server)
             try:
                 runs[name] = run_server(server, args, message, msg_file)
             finally:
@@ -272,6 +276,13 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
     return rows, data
 
 
+def _worker_idle(server: Server) -> None:
+    """Experiment: the daemon's children (the worker) at SCHED_IDLE, as a scheduler would."""
+    for pid in child_pids(server.pid):
+        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        progress(f"stopitd: worker {pid} set to SCHED_IDLE")
+
+
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else math.nan
 
@@ -280,12 +291,13 @@ def _rows(runs: dict[str, ServerRun], args: argparse.Namespace, pending: bool) -
     rows: list[Row] = []
     s = args.sessions
     pend = Row("intake", "", "pending", verdict="pending", note="stopitd serve not merged yet")
+    names = [n for n in SERVERS if n in runs or (n == "stopitd" and pending)]
     for label, attr, n in (
         (f"msgs/s, {s} sessions", "burst_s", args.messages),
         ("msgs/s, 1 session", "single_s", args.single),
     ):
         rates = {k: _rate(n, getattr(r, attr)) for k, r in runs.items()}
-        for name in ("bare", "durable", "stopitd"):
+        for name in names:
             metric = f"{label}: {name}"
             if name in rates:
                 note = "worker busy (drain)" if name == "stopitd" and attr == "burst_s" else ""
@@ -296,7 +308,17 @@ def _rows(runs: dict[str, ServerRun], args: argparse.Namespace, pending: bool) -
             rows.append(
                 Row("intake", f"{label}: durable / bare", fmt(rates["durable"] / rates["bare"], 2))
             )
-        if "stopitd" in rates:
+        if "durable-group" in rates and "durable" in rates:
+            gain = rates["durable-group"] / rates["durable"]
+            rows.append(
+                Row(
+                    "intake",
+                    f"{label}: durable-group / durable",
+                    fmt(gain, 2),
+                    note="dir fsyncs shared",
+                )
+            )
+        if "stopitd" in rates and "durable" in rates:
             ratio = rates["stopitd"] / rates["durable"]
             rows.append(
                 Row(
@@ -305,12 +327,13 @@ def _rows(runs: dict[str, ServerRun], args: argparse.Namespace, pending: bool) -
                     fmt(ratio, 2),
                     f">= {INTAKE_RATIO_TARGET}",
                     verdict(ratio >= INTAKE_RATIO_TARGET),
+                    "worker at SCHED_IDLE (--worker-idle)" if args.worker_idle else "",
                 )
             )
         elif pending:
             rows.append(_with(pend, f"{label}: stopitd / durable"))
     rate = f"{args.latency_rate:g} msgs/s"
-    for name in ("bare", "durable", "stopitd"):
+    for name in names:
         metric = f"DATA-end->250 p50/p99 ms, {s} sessions at {rate}: {name}"
         if name in runs:
             r = runs[name]
@@ -327,7 +350,7 @@ def _rows(runs: dict[str, ServerRun], args: argparse.Namespace, pending: bool) -
             )
         elif pending:
             rows.append(_with(pend, metric))
-    for name in ("bare", "durable", "stopitd"):
+    for name in names:
         metric = f"DATA-end->250 p50/p99 ms, {s} sessions saturated: {name}"
         if name in runs:
             r = runs[name]
@@ -429,6 +452,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", type=int, default=1000, help="messages timed for the p99")
     parser.add_argument(
         "--latency-rate", type=float, default=100, help="msgs/s over all sessions for the p99"
+    )
+    parser.add_argument(
+        "--servers",
+        type=lambda v: [x for x in v.split(",") if x],
+        default=list(SERVERS),
+        help=f"comma-separated subset of {','.join(SERVERS)} (default: all)",
+    )
+    parser.add_argument(
+        "--worker-idle",
+        action="store_true",
+        help="experiment: put stopitd's worker at SCHED_IDLE once it has started",
     )
     parser.add_argument("--timeout", type=float, default=300, help="per load, seconds")
     parser.add_argument("--drain-timeout", type=float, default=300, help="seconds")
