@@ -17,6 +17,7 @@ from stopitd.smtp import (
     DISK_FULL,
     NO_SUCH_USER,
     OK_RCPT,
+    SPILL_BYTES,
     TRY_LATER,
     Handler,
     Listener,
@@ -203,29 +204,32 @@ def stored(spool: Spool, reply: bytes) -> bytes:
 
 
 def test_streamed_message_is_unstuffed_exactly_and_the_session_goes_on(spool: Spool) -> None:
+    """Held in memory (small) or streamed into a spool file (past SPILL_BYTES): same bytes."""
     message = report_message(11) + b".a line that starts with a dot\r\n..two\r\n"
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    big = message + (b".QUJD" * 15 + b"\r\n") * (3 * SPILL_BYTES // 77)
+    assert len(big) > 2 * SPILL_BYTES
 
-    async def run() -> tuple[bytes, bytes]:
+    async def run() -> list[bytes]:
         listener = await serving(spool)
         client = await Client.connect(listener.bound[0][1])
-        first = await client.send(stuffed)
-        second = await client.send(b"Subject: second\r\n\r\nbody\r\n")
+        replies = [await client.send(m.replace(b"\r\n.", b"\r\n..")) for m in (message, big)]
+        replies.append(await client.send(b"Subject: third\r\n\r\nbody\r\n"))
         await client.close()
         await listener.drain(5)
-        return first, second
+        return replies
 
-    first, second = asyncio.run(run())
+    first, second, third = asyncio.run(run())
     assert stored(spool, first) == message
-    assert stored(spool, second) == b"Subject: second\r\n\r\nbody\r\n"
+    assert stored(spool, second) == big
+    assert stored(spool, third) == b"Subject: third\r\n\r\nbody\r\n"
     assert os.listdir(spool.tmp) == []
 
 
 def test_too_big_is_552_as_it_arrives_and_leaves_nothing(spool: Spool) -> None:
-    big = report_message(12) + (b"B" * 76 + b"\r\n") * 2_000  # ~165 KB over a 50 KB limit
+    big = report_message(12) + (b"B" * 76 + b"\r\n") * 6_000  # ~470 KB: spilled, then over
 
     async def run() -> tuple[bytes, bytes]:
-        listener = await serving(spool, max_size=50_000)
+        listener = await serving(spool, max_size=3 * SPILL_BYTES)
         client = await Client.connect(listener.bound[0][1])
         refused = await client.send(big)
         after = await client.send(report_message(13))  # in step: the session goes on
@@ -257,9 +261,14 @@ def test_connection_lost_mid_data_leaves_nothing(spool: Spool) -> None:
         listener = await serving(spool)
         client = await Client.connect(listener.bound[0][1])
         await client.start_data()
-        partial = os.listdir(spool.tmp)  # the entry is open before 354
-        client.writer.write(report_message(14)[:3000])
+        client.writer.write(report_message(14) + (b"P" * 998 + b"\r\n") * 200)  # > SPILL_BYTES
         await client.writer.drain()
+        partial: list[str] = []
+        for _ in range(1000):  # until the listener has spilled it into a spool file
+            partial = os.listdir(spool.tmp)
+            if partial:
+                break
+            await asyncio.sleep(0.01)
         await client.close()
         await asyncio.wait_for(listener.sessions.idle.wait(), 10)  # DATA over
         await listener.drain(5)
