@@ -64,7 +64,8 @@ class Sample:
 
 @dataclass
 class Sampler:
-    """Samples the backlog and the stored reports every 100 ms, in a thread."""
+    """Samples the backlog and the stored reports every 100 ms, in a thread, until the
+    burst is stored or no report was stored for ``timeout`` seconds."""
 
     server: Server
     expected: int  # reports in the store once the burst is stored
@@ -82,9 +83,12 @@ class Sampler:
         self._thread.start()
 
     def _run(self) -> None:
+        last, last_t = -1, 0.0  # the drain's progress: it times out only when it stalls
         while not self._stop.is_set():
             t = time.monotonic() - self._t0
             reports = self.server.reports()
+            if reports > last:
+                last, last_t = reports, t
             kids = child_pids(self.server.pid)
             rss = sum(proc_status_kb(p, "VmRSS") or 0 for p in kids)
             sample = Sample(t, self.server.backlog(), reports - self.base, mb(rss))
@@ -92,13 +96,13 @@ class Sampler:
             if reports >= self.expected:
                 self.drained_at = t
                 return
-            if t > self.timeout or not self.server.alive():
+            if t - last_t > self.timeout or not self.server.alive():
                 return
             self._stop.wait(SAMPLE_INTERVAL)
 
     def wait(self) -> None:
         if self._thread is not None:
-            self._thread.join(self.timeout + 30)
+            self._thread.join()  # it ends by itself: drained, stalled or server gone
 
     def stop(self) -> None:
         self._stop.set()
@@ -168,8 +172,8 @@ def run_server(
         run.sustained = _sustained_rate(sampler.samples, args.messages)
         if run.drain_s is None:
             raise BenchError(
-                f"stopitd stored {server.reports() - warm} of {args.messages} reports "
-                f"within {args.drain_timeout:.0f} s\n{server.log_tail()}"
+                f"stopitd stored {server.reports() - warm} of {args.messages} reports; "
+                f"none more for {args.drain_timeout:.0f} s\n{server.log_tail()}"
             )
     progress(f"{server.name}: {args.single} messages over 1 session")
     run.single_s = smtp_source(server.port, 1, args.single, msg_file, args.timeout)
@@ -473,7 +477,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="experiment: put stopitd's worker at SCHED_IDLE once it has started",
     )
     parser.add_argument("--timeout", type=float, default=300, help="per load, seconds")
-    parser.add_argument("--drain-timeout", type=float, default=300, help="seconds")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=300, help="seconds without a report stored"
+    )
 
 
 def main() -> None:
