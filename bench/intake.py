@@ -1,7 +1,8 @@
 """Intake and drain: SMTP -> fsynced spool -> 250, then 250 -> case, against the floors.
 
-In one run, three servers get the same load, one after the other, each on a fresh folder:
-the bare aiosmtpd floor, the durable (fsync) floor, and the real `stopitd serve` (worker
+In one run, four servers get the same load, one after the other, each on a fresh folder:
+the bare aiosmtpd floor, the durable (fsync) floor, the durable floor with group commit
+(stopitd's DirSync, to isolate what it is worth), and the real `stopitd serve` (worker
 running, migrated SQLite store, DNS off). The load is postfix's smtp-source sending an
 8 KB report shaped like the fixtures (a forward with the original attached): a burst over
 50 sessions, then a run over 1 session; then bench.smtpclient times DATA-end -> 250 over
@@ -13,6 +14,7 @@ burst's first message until every accepted message is a row in `reports`.
 
     python -m bench.intake [--messages 2000] [--single 500] [--sessions 50] [--size 8192]
                            [--latency 1000] [--latency-rate 100]
+                           [--servers bare,durable,durable-group,stopitd] [--worker-idle]
 """
 
 from __future__ import annotations
