@@ -150,16 +150,18 @@ class Handler(HookNames):
         return self._spooled(spool_id, len(raw), report_envelope, started)
 
     async def finish(self, writer: SpoolWriter, report_envelope: Envelope) -> str:
-        """Make a message streamed into ``writer`` durable (in the pool: fsync blocks)."""
+        """Make a message streamed into ``writer`` durable (in the pool: fsync blocks).
+
+        If the session is cancelled meanwhile (connection lost), the pool's thread owns the
+        writer and commits to the end: the entry may be stored without its 250 (at least
+        once, as after a crash), never half-written.
+        """
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         try:
             spool_id = await loop.run_in_executor(self.executor, writer.commit)
         except SpoolWriteError as e:
             return self.failed(e)
-        except BaseException:  # cancelled (connection lost): nothing acknowledged
-            writer.abort()
-            raise
         return self._spooled(spool_id, writer.size, report_envelope, started)
 
     def _spooled(self, spool_id: str, size: int, report_envelope: Envelope, started: float) -> str:
