@@ -3,9 +3,12 @@
 ``bare``: aiosmtpd answering 250 as soon as DATA ends (what the SMTP layer alone costs).
 ``durable``: aiosmtpd writing each message maildir-style (``tmp/``, fsync the file, rename
 into ``new/``, fsync ``new/``) and only then answering 250: the least any server that never
-loses an acknowledged message has to do. The write runs in a thread pool (the same size as
-stopitd's spool pool), so concurrent sessions overlap their fsyncs as stopitd's do;
-without it the floor would serialise every fsync on the event loop and be easy to beat.
+loses an acknowledged message has to do. ``durable-group``: the same, with the directory
+fsyncs shared between concurrent writers by stopitd's ``spool.DirSync`` (group commit), so
+the bench isolates what group commit alone is worth. The write runs in a thread pool (the
+same size as stopitd's spool pool), so concurrent sessions overlap their fsyncs as
+stopitd's do; without it the floor would serialise every fsync on the event loop and be
+easy to beat.
 
 Run as ``python -m bench.floors MODE --port P [--spool DIR]``; prints ``READY`` once bound,
 stops on SIGTERM/SIGINT, and by itself after ``--max-seconds``.
@@ -25,6 +28,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
+from stopitd.spool import DirSync
+
 SPOOL_THREADS = 32
 MAX_SIZE = 26214400
 
@@ -35,12 +40,13 @@ class BareHandler:
 
 
 class DurableHandler:
-    def __init__(self, spool: Path, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, spool: Path, executor: ThreadPoolExecutor, *, group: bool) -> None:
         self.tmp = spool / "tmp"
         self.new = spool / "new"
         for d in (self.tmp, self.new):
             d.mkdir(parents=True, exist_ok=True)
         self.executor = executor
+        self.dir_sync = DirSync(self.new) if group else None
 
     def put(self, data: bytes) -> str:
         name = uuid.uuid4().hex
@@ -54,6 +60,9 @@ class DurableHandler:
         finally:
             os.close(fd)
         os.rename(tmp, self.new / name)
+        if self.dir_sync is not None:
+            self.dir_sync.sync()
+            return name
         dfd = os.open(self.new, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(dfd)
@@ -76,7 +85,7 @@ async def serve(mode: str, port: int, spool: Path | None, max_seconds: float) ->
     else:
         if spool is None:
             raise SystemExit("durable needs --spool DIR")
-        handler = DurableHandler(spool, executor)
+        handler = DurableHandler(spool, executor, group=mode == "durable-group")
     server = await loop.create_server(
         lambda: SMTP(
             handler,
@@ -104,7 +113,7 @@ async def serve(mode: str, port: int, spool: Path | None, max_seconds: float) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.floors")
-    parser.add_argument("mode", choices=("bare", "durable"))
+    parser.add_argument("mode", choices=("bare", "durable", "durable-group"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--spool", type=Path)
     parser.add_argument("--max-seconds", type=float, default=1800)

@@ -114,13 +114,13 @@ def _started(server: Server) -> Server:
 
 
 def start_floor(mode: str, workdir: Path) -> Server:
-    """``bare`` or ``durable`` (see bench.floors), in its own process."""
+    """``bare``, ``durable`` or ``durable-group`` (see bench.floors), in its own process."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [sys.executable, "-m", "bench.floors", mode, "--port", str(port)]
     argv += ["--max-seconds", str(MAX_SERVER_SECONDS)]
     spool = None
-    if mode == "durable":
+    if mode.startswith("durable"):
         spool = workdir / "spool"
         argv += ["--spool", str(spool)]
     proc = _spawn(f"floor-{mode}", argv, workdir, cwd=ROOT)  # ROOT: `bench` importable
@@ -144,6 +144,10 @@ def stopitd_config(workdir: Path, port: int, max_message_size: int) -> Path:
         'report_addresses = ["stopit@localhost"]\n'
         f"max_message_size = {max_message_size}\n"
         'hostname = "bench.localhost"\n'
+        "# every bench client connects from 127.0.0.1: the per-address flood limits\n"
+        "# (defaults 10 connections, 20 messages) would refuse the load itself\n"
+        "max_connections_per_ip = 200\n"
+        "max_messages_per_connection = 10000\n"
         "[spool]\n"
         'path = "spool"\n'
         "[database]\n"

@@ -241,6 +241,68 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class SpoolWriter:
+    """One entry being written to ``tmp/``: ``write`` bytes as they arrive, then ``commit``
+    (fsync, rename into ``new/``, fsync ``new/``) or ``abort``. Any failure removes the file
+    and raises SpoolWriteError, so nothing half-written is ever left or acknowledged.
+
+    ``write`` is meant for the event loop (page-cache writes); ``commit`` blocks on fsync
+    and belongs in a thread.
+    """
+
+    def __init__(self, spool: Spool, spool_id: str, fd: int, tmp_path: Path) -> None:
+        self.id = spool_id
+        self.size = 0  # message bytes written so far
+        self._spool = spool
+        self._fd: int | None = fd
+        self._tmp_path = tmp_path
+
+    @property
+    def open(self) -> bool:
+        return self._fd is not None
+
+    def write(self, data: bytes) -> None:
+        if self._fd is None:
+            raise SpoolWriteError("cannot spool message (write): entry already closed", None)
+        try:
+            _write_all(self._fd, data)
+        except OSError as e:
+            self.abort()
+            raise SpoolWriteError(
+                f"cannot spool message (write): {e.strerror or e}", e.errno
+            ) from None
+        self.size += len(data)
+
+    def commit(self) -> str:
+        """Make the entry durable and return its id (only then may SMTP say 250)."""
+        fd = self._fd
+        if fd is None:
+            raise SpoolWriteError("cannot spool message (commit): entry already closed", None)
+        self._fd = None
+        try:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp_path)
+            raise SpoolWriteError(
+                f"cannot spool message (fsync): {e.strerror or e}", e.errno
+            ) from None
+        self._spool._committed(self.id, self._tmp_path)
+        return self.id
+
+    def abort(self) -> None:
+        """Drop the entry: close and remove the ``tmp/`` file (idempotent)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp_path)
+
+
 class Spool:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -281,20 +343,34 @@ class Spool:
 
     def put(self, raw: bytes, envelope: Envelope) -> str:
         """Write one message durably and return its id; SpoolError (nothing left) on failure."""
+        writer = self.begin(envelope)
+        writer.write(raw)
+        return writer.commit()
+
+    def begin(self, envelope: Envelope) -> SpoolWriter:
+        """Start an entry in ``tmp/`` (envelope line written); the message bytes follow.
+
+        SMTP intake streams DATA through this as it arrives, so a message is never held
+        whole in memory. SpoolWriteError (nothing left behind) if the file cannot be made.
+        """
         spool_id = new_id()
         tmp_path = self.tmp / spool_id
-        new_path = self.new / spool_id
-        stage = "write"
         try:
             fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                head = encode_envelope(envelope, spool_id)
-                _write_all(fd, head)
-                _write_all(fd, raw)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            stage = "rename"
+        except OSError as e:
+            raise SpoolWriteError(
+                f"cannot spool message (open): {e.strerror or e}", e.errno
+            ) from None
+        writer = SpoolWriter(self, spool_id, fd, tmp_path)
+        writer.write(encode_envelope(envelope, spool_id))
+        writer.size = 0  # message bytes only
+        return writer
+
+    def _committed(self, spool_id: str, tmp_path: Path) -> None:
+        """Rename a written, fsynced ``tmp/`` file into ``new/`` and make the rename durable."""
+        new_path = self.new / spool_id
+        stage = "rename"
+        try:
             os.rename(tmp_path, new_path)
             stage = "sync"
             self._new_sync.sync()
@@ -308,7 +384,6 @@ class Spool:
                 f"cannot spool message ({stage}): {e.strerror or e}", e.errno
             ) from None
         self.puts += 1  # under the GIL; only a statistic
-        return spool_id
 
     @property
     def dir_fsyncs(self) -> int:

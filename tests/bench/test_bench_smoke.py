@@ -84,11 +84,13 @@ def test_intake_runs_all_servers_and_loses_nothing() -> None:
         "bench.intake",
         "--messages", "60", "--single", "10", "--latency", "20", "--sessions", "5",
     )  # fmt: skip
-    for server in ("bare", "durable"):
+    for server in ("bare", "durable", "durable-group"):
         assert number(value(row(out, f"msgs/s, 5 sessions: {server}"))) > 0
         assert number(value(row(out, f"msgs/s, 1 session: {server}"))) > 0
+    assert number(value(row(out, "msgs/s, 5 sessions: durable-group / durable"))) > 0
     data = load("intake")
     assert data["runs"]["durable"]["stored"] == 50 + 60 + 10 + 2 * 20
+    assert data["runs"]["durable-group"]["stored"] == 50 + 60 + 10 + 2 * 20
     stopitd = value(row(out, "msgs/s, 5 sessions: stopitd"))
     if serve_available():
         assert number(stopitd) > 0
