@@ -7,7 +7,7 @@ from email.utils import getaddresses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis.fields import _simple_address, parse_addresses
+from stopitd.analysis.fields import _grouped_address, _simple_address, parse_addresses
 from stopitd.analysis.model import Address
 
 _ATOM_CHARS = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
@@ -29,6 +29,27 @@ def test_fast_path_reads_what_the_stdlib_reads(value: str) -> None:
     simple = _simple_address(value)
     if simple is not None:
         assert [simple] == _stdlib(value) or (not simple[0] and not simple[1])
+
+
+group_values = st.tuples(
+    st.lists(st.one_of(atoms, st.sampled_from([" ", "\t", ":", ": ", ":", ";", ","])), max_size=8),
+    st.one_of(values, st.sampled_from(["<x@example.net>", "jo@example.org", "N <a@b.example>"])),
+).map(lambda t: "".join(t[0]) + t[1])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(group_values)
+def test_group_fast_path_reads_what_the_stdlib_reads(value: str) -> None:
+    grouped = _grouped_address(value)
+    if grouped is not None:
+        assert [grouped] == _stdlib(value)
+
+
+def test_hundreds_of_group_colons_take_the_fast_path() -> None:
+    for value in ("group" + ":" * 600 + " <x@example.net>", ":" * 600 + "jdoe@example.edu"):
+        assert _grouped_address(value) is not None
+        assert [_grouped_address(value)] == _stdlib(value)
+    assert parse_addresses("g: a@example.org") == (Address("", "a@example.org"),)
 
 
 @settings(max_examples=500, deadline=None)

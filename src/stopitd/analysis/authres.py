@@ -24,7 +24,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import authres as authres_lib
 
@@ -136,9 +135,6 @@ def _results_header(value: str, *, arc: bool) -> ParsedHeader:
     return ParsedHeader(theirs.authserv_id, merged, ours.instance, ours.version)
 
 
-# Stamps repeat across messages (a provider's stamp on a flood of copies); reading one
-# costs hundreds of microseconds in authres, so short values are read once.
-_CACHED_VALUE_MAX = 4096
 # The authserv-id piece (before the first ";", after ARC's "i=N;") when it is a plain
 # dot-atom (and version) with no comment, quote or "=": authres and our tokenizer then
 # read the same authserv-id, so whether the stamp is kept can be decided before authres
@@ -160,14 +156,7 @@ def _stamp(f: HeaderField, *, results: bool) -> _Stamp:
     """The stamp; with ``results=False`` maybe without authres's reading of the results
     (``partial``), which is all that is needed to decide whether it is kept."""
     quick = not results and f.key in _RESULTS_HEADERS and _plain_authserv_id(f.key, f.value)
-    if len(f.value) <= _CACHED_VALUE_MAX:
-        return _cached_stamp(f.key, f.value, quick)
     return _read_stamp(f.key, f.value, quick)
-
-
-@lru_cache(maxsize=1024)
-def _cached_stamp(key: str, value: str, quick: bool) -> _Stamp:
-    return _read_stamp(key, value, quick)
 
 
 def _read_stamp(key: str, value: str, quick: bool = False) -> _Stamp:

@@ -5,25 +5,15 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
-from functools import lru_cache
 
 from stopitd.analysis.headers import HeaderField, decode_words, get
 from stopitd.analysis.model import Address, KeyFields
-
-# Values that repeat (a flood's From, a campaign's Date) are read once; long ones are not
-# kept, so the caches stay small.
-_CACHED_VALUE_MAX = 1024
 
 
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date as UTC, or None when it cannot be read."""
     if not value:
         return None
-    return _parse_date(value) if len(value) <= _CACHED_VALUE_MAX else _parse_date.__wrapped__(value)
-
-
-@lru_cache(maxsize=1024)
-def _parse_date(value: str) -> datetime | None:
     try:
         dt = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
@@ -56,17 +46,26 @@ def _simple_address(value: str) -> tuple[str, str] | None:
     return quoted or "", bracketed
 
 
+# Group openers before one address: ``name: addr``, ``::: <addr>``. The stdlib reads each
+# ":" as a nested group (recursion, quadratic time on hundreds of them) and returns the one
+# address inside, without the group's name.
+_GROUP_OPENERS = re.compile(rf"[ \t]*(?:{_ATOM}(?:[ \t]+{_ATOM})*)?[ \t]*(?::[ \t]*)+")
+
+
+def _grouped_address(value: str) -> tuple[str, str] | None:
+    """(name, address) of ``groups: one-simple-address`` as ``getaddresses`` reads it."""
+    m = _GROUP_OPENERS.match(value)
+    if m is None:
+        return None
+    return _simple_address(value[m.end() :])
+
+
 def parse_addresses(value: str | None) -> tuple[Address, ...]:
     if not value:
         return ()
-    if len(value) <= _CACHED_VALUE_MAX:
-        return _parse_addresses(value)
-    return _parse_addresses.__wrapped__(value)
-
-
-@lru_cache(maxsize=1024)
-def _parse_addresses(value: str) -> tuple[Address, ...]:
     simple = _simple_address(value)
+    if simple is None and ":" in value:
+        simple = _grouped_address(value)
     pairs = [simple] if simple is not None else _getaddresses(value)
     out = []
     for name, addr in pairs:

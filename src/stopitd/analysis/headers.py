@@ -78,6 +78,35 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+# One whole field as clean mail writes it: name, colon, value lines, each ending in CRLF or
+# LF (the last may end the block). A block made only of these is read field by field in C.
+_CLEAN_FIELD = re.compile(
+    rb"([A-Za-z0-9][A-Za-z0-9_.-]*[ \t]*):([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(?:\r?\n|\Z)"
+)
+
+
+def _clean_fields(block: bytes, max_fields: int | None) -> list[HeaderField] | None:
+    """The fields of a block with no junk, no lone CR and not over ``max_fields``, exactly
+    as ``parse_block``'s line loop reads them; None for any other block."""
+    if b"\r" in block and block.count(b"\r") != block.count(b"\r\n"):
+        return None  # a lone CR is a line end to the line loop
+    fields: list[HeaderField] = []
+    append = fields.append
+    pos = 0
+    for m in _CLEAN_FIELD.finditer(block):
+        if m.start() != pos:
+            return None
+        pos = m.end()
+        raw = m.group()
+        value = _text(m.group(2))
+        if "\n" in value:
+            value = _FOLD.sub(" ", value)
+        append(HeaderField(m.group(1).decode("ascii").strip(), raw, value.strip()))
+    if pos != len(block) or (max_fields is not None and len(fields) > max_fields):
+        return None
+    return fields
+
+
 def parse_block(
     block: bytes, max_fields: int | None = None, max_length: int | None = None
 ) -> HeaderBlock:
@@ -91,6 +120,14 @@ def parse_block(
         cut = block.rfind(b"\n", 0, max_length)
         block = block[: cut + 1] if cut >= 0 else block[:max_length]
         truncated_length = True
+    clean = _clean_fields(block, max_fields)
+    if clean is not None:
+        return HeaderBlock(clean, 0, False, truncated_length)
+    return _parse_lines(block, max_fields, truncated_length)
+
+
+def _parse_lines(block: bytes, max_fields: int | None, truncated_length: bool) -> HeaderBlock:
+    """``parse_block``'s general reader: line by line, junk counted, limits applied."""
     fields: list[HeaderField] = []
     current: list[bytes] = []  # the lines of the field being read
     colon = 0  # where its name ends (the name matched ``_NAME``: ASCII, colon after it)

@@ -7,8 +7,8 @@ Normal form: RFC 5952 for IPv6 (lower case, longest zero run compressed), IPv4-m
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 from stopitd.analysis.model import IpClass
 
@@ -37,6 +37,46 @@ _V4_PRIVATE = tuple(
 _V6_DOC = ipaddress.IPv6Network("2001:db8::/32")
 
 
+# A plain dotted quad as ``ipaddress`` accepts it (no leading zeros): the common case, read
+# without the module's string parser. Anything else takes the general path.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_PLAIN_V4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+# No IPv4 or IPv6 text (after ``_strip``) holds any other character.
+_NOT_IP_CHAR = re.compile(r"[^0-9A-Fa-f:.]")
+
+
+def _v4_int(text: str) -> int | None:
+    m = _PLAIN_V4.fullmatch(text)
+    if m is None:
+        return None
+    a, b, c, d = m.groups()
+    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+
+
+def _ranges(nets: Iterable[ipaddress.IPv4Network]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(n.network_address), int(n.broadcast_address)) for n in nets)
+
+
+# IPv4 classes as integer ranges, in the order ``classify`` tests them.
+_V4_CLASSES: tuple[tuple[IpClass, tuple[tuple[int, int], ...]], ...] = (
+    (IpClass.LOOPBACK, _ranges([ipaddress.IPv4Network("127.0.0.0/8")])),
+    (IpClass.LINK_LOCAL, _ranges([ipaddress.IPv4Network("169.254.0.0/16")])),
+    (IpClass.CGNAT, _ranges([_CGNAT])),
+    (IpClass.PRIVATE, _ranges(_V4_PRIVATE)),
+    (IpClass.RESERVED, _ranges(_V4_RESERVED)),
+)
+
+
+def _classify_v4(value: int) -> IpClass:
+    for cls, ranges in _V4_CLASSES:
+        for low, high in ranges:
+            if low <= value <= high:
+                return cls
+    return IpClass.PUBLIC
+
+
 def _strip(text: str) -> str:
     """Remove the decorations MTAs put around an address: brackets, IPv6:, zone, port."""
     s = text.strip()
@@ -52,14 +92,17 @@ def _strip(text: str) -> str:
     return s
 
 
-@lru_cache(maxsize=4096)
 def parse(text: str) -> Address | None:
     """The address written in ``text`` (decorations allowed), or None."""
+    plain = _v4_int(text)
+    if plain is not None:
+        return ipaddress.IPv4Address(plain)
     s = _strip(text)
-    if not s or len(s) > 45:
-        return None
+    if not s or len(s) > 45 or _NOT_IP_CHAR.search(s) is not None:
+        return None  # a host name, mostly: no exception raised to say so
     try:
-        ip = ipaddress.ip_address(s)
+        # what ``ipaddress.ip_address`` does, without first failing as IPv4 on IPv6 text
+        ip: Address = ipaddress.IPv6Address(s) if ":" in s else ipaddress.IPv4Address(s)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address):
@@ -70,16 +113,21 @@ def parse(text: str) -> Address | None:
     return ip
 
 
-@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """The normal form of the address written in ``text``, or "" when it is not one."""
+    if _PLAIN_V4.fullmatch(text) is not None:
+        return text  # a plain dotted quad is its own normal form
     ip = parse(text)
     return "" if ip is None else str(ip)
 
 
-@lru_cache(maxsize=4096)
 def classify(text: str) -> IpClass:
     """What kind of address ``text`` (already normalised or not) is; NONE when it is none."""
+    if not text:
+        return IpClass.NONE
+    plain = _v4_int(text)
+    if plain is not None:
+        return _classify_v4(plain)
     ip = parse(text)
     if ip is None:
         return IpClass.NONE

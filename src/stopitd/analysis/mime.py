@@ -25,6 +25,8 @@ _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
 # checking each "--" line.
 _ALTERNATION_MAX = 16
 _ANY_DASH_LINE = re.compile(rb"^--([^\r\n]*)", re.M)
+# A line end, then an empty line or a line starting with "--" (group 1).
+_BLANK_OR_DASHES = re.compile(rb"\n(?:\r?\n|(--))")
 
 
 @dataclass(slots=True)
@@ -257,8 +259,20 @@ class _Walker:
         """Header end and body start. A delimiter line of an open multipart ends the block
         (a part without an empty line); so does the length limit (the rest is body)."""
         buf = self.buf
-        n = len(buf)
         limit = pos + self.budget.limits.max_header_length
+        if not buf.startswith((b"\n", b"\r\n", b"--"), pos):
+            # The usual block: an empty line within the limit and no "--" line before it,
+            # found in C (the search stops at the first of either, so many parts cost
+            # linear time). Anything else takes the line loop below.
+            stop = _BLANK_OR_DASHES.search(buf, pos, limit + 2)
+            if stop is not None and stop.group(1) is None and stop.start() < limit:
+                return stop.start() + 1, stop.end()
+        return self._header_lines_end(pos, limit)
+
+    def _header_lines_end(self, pos: int, limit: int) -> tuple[int, int]:
+        """``header_block_end``'s general reader: line by line."""
+        buf = self.buf
+        n = len(buf)
         p = pos
         while p < n:
             if buf.startswith(b"\r\n", p):
