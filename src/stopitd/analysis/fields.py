@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import getaddresses, parsedate_to_datetime
 
 from stopitd.analysis.headers import HeaderField, decode_words, get
 from stopitd.analysis.model import Address, KeyFields
+
+_MONTH_NUMBERS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+# The date every client writes: ``Tue, 24 Nov 2026 09:59:58 +0000`` (comment allowed).
+_PLAIN_DATE = re.compile(
+    r"[ \t]*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),[ \t]*)?(\d{1,2})[ \t]+"
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[ \t]+([1-9]\d{3})[ \t]+"
+    r"(\d\d):(\d\d):(\d\d)[ \t]+([+-])(\d\d)(\d\d)(?:[ \t]+\([^()]*\))?[ \t]*"
+)
+
+
+def _plain_date(m: re.Match[str]) -> datetime:
+    """What ``parsedate_to_datetime`` makes of a ``_PLAIN_DATE`` (raises as it does)."""
+    day, month, year, hh, mm, ss, sign, oh, om = m.groups()
+    offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
+    zone = timezone(timedelta(seconds=offset))  # -0000 and +0000 alike: read as UTC
+    return datetime(
+        int(year), _MONTH_NUMBERS[month], int(day), int(hh), int(mm), int(ss), tzinfo=zone
+    )
 
 
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date as UTC, or None when it cannot be read."""
     if not value:
         return None
+    plain = _PLAIN_DATE.fullmatch(value)
     try:
-        dt = parsedate_to_datetime(value)
+        dt = _plain_date(plain) if plain is not None else parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if dt.tzinfo is None:

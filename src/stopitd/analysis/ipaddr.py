@@ -47,6 +47,11 @@ _PLAIN_V4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 _NOT_IP_CHAR = re.compile(r"[^0-9A-Fa-f:.]")
 
 
+def is_plain_v4(text: str) -> bool:
+    """A dotted quad as ``ipaddress`` reads it, and already in normal form."""
+    return _PLAIN_V4.fullmatch(text) is not None
+
+
 def _v4_int(text: str) -> int | None:
     m = _PLAIN_V4.fullmatch(text)
     if m is None:

@@ -353,6 +353,8 @@ _FLATTENED = {"fields"}
 
 
 def _iso(value: datetime) -> str:
+    if value.tzinfo is UTC and value.year >= 1000:  # what strftime below gives, in C
+        return value.isoformat(timespec="seconds")[:19] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -95,7 +95,9 @@ def analyze(
         if as_json:
             data: dict[str, Any] = {"file": path}
             data.update(analysis_to_json(result))
-            click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+            # one write per line, no flush: click.echo's per-call checks cost more than a
+            # whole small analysis
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
         else:
             console.print(render_analysis(path, result))
 
