@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from stopitd.analysis.headers import (
-    HeaderBlock,
-    _clean_fields,
-    _parse_lines,
     decode_words,
     get,
     get_all,
@@ -19,8 +11,6 @@ from stopitd.analysis.headers import (
     parse_fields,
     split_message,
 )
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 BLOCK = (
     b"Received: from a.example.net (a.example.net [192.0.2.9])\r\n"
@@ -101,61 +91,3 @@ def test_key_fields_of_a_header_block() -> None:
     assert kf.message_id == "abc@example.net"
     assert message_id("bare-id@example.net") == "bare-id@example.net"
     assert message_id("") == ""
-
-
-# --- the fast readers agree with the general ones -------------------------------------------
-
-_LINE_PIECES = st.sampled_from(
-    [b"Received", b"From", b"X-Y_z.1", b" ", b"\t", b":", b": ", b"\r\n", b"\n", b"\r",
-     b"--b", b"value", b"\xc3\xa9", b"\xe9", b"From a@b", b";", b"(c)", b""]
-)
-_BLOCKS = st.lists(_LINE_PIECES, max_size=24).map(b"".join)
-_FIELD_LINES = st.lists(
-    st.tuples(
-        st.sampled_from([b"Received", b"Subject", b"X-A", b"DKIM-Signature ", b"to"]),
-        st.lists(st.sampled_from([b"a b", b"\xc3\xa9", b"\xe9", b";", b" ", b"=?x?"]), max_size=4),
-        st.integers(min_value=0, max_value=2),
-        st.sampled_from([b"\r\n", b"\n"]),
-    ),
-    max_size=8,
-).map(lambda items: b"".join(
-    name + b":" + b"".join(words) + (eol + b"\t" + b"".join(words)) * folds + eol
-    for name, words, folds, eol in items
-))
-
-
-def _as_tuples(block: HeaderBlock) -> tuple[object, ...]:
-    fields = tuple((f.name, f.raw, f.value, f.key) for f in block.fields)
-    return fields, block.junk_lines, block.truncated_fields, block.truncated_length
-
-
-@settings(max_examples=1500, deadline=None)
-@given(st.one_of(_BLOCKS, _FIELD_LINES), st.sampled_from([None, 1, 3, 100]))
-def test_clean_block_reader_agrees_with_the_line_loop(block: bytes, max_fields: int | None) -> None:
-    fast = _clean_fields(block, max_fields)
-    general = _parse_lines(block, max_fields, False)
-    if fast is not None:
-        assert _as_tuples(HeaderBlock(fast)) == _as_tuples(general)
-    assert _as_tuples(parse_block(block, max_fields)) == _as_tuples(general)
-
-
-@settings(max_examples=300, deadline=None)
-@given(_FIELD_LINES)
-def test_clean_blocks_take_the_fast_reader(block: bytes) -> None:
-    assert _clean_fields(block, None) is not None
-
-
-def test_fixture_header_blocks_read_the_same_both_ways() -> None:
-    blocks = 0
-    for path in sorted(FIXTURES.rglob("*.eml")):
-        raw = path.read_bytes()
-        start = 0
-        while start < len(raw) and blocks < 10_000:  # every header-like block in the file
-            end, body = header_end(raw, start)
-            block = raw[start:end]
-            assert _as_tuples(parse_block(block)) == _as_tuples(_parse_lines(block, None, False))
-            blocks += 1
-            if body <= start:
-                break
-            start = body
-    assert blocks > 100

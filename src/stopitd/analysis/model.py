@@ -402,7 +402,7 @@ def _sequence(value: Any) -> list[Any]:
 
 
 def _enum(value: Any) -> Any:
-    return value.value
+    return value._value_  # what ``.value`` returns, without the enum property's cost
 
 
 def _dataclass(value: Any) -> dict[str, Any]:
