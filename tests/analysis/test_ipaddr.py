@@ -44,7 +44,13 @@ def _reference_class(text: str) -> IpClass:
         if any(ip in n for n in ipaddr._V4_RESERVED) or ip.is_unspecified:
             return IpClass.RESERVED
         return IpClass.PUBLIC
-    return ipaddr.classify(text)  # IPv6 takes the general path in both
+    if ip in ipaddr._ULA:
+        return IpClass.ULA
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip in ipaddr._V6_DOC:
+        return IpClass.RESERVED
+    if ip.is_site_local:
+        return IpClass.PRIVATE
+    return IpClass.PUBLIC
 
 
 def _check(text: str) -> None:
@@ -88,3 +94,21 @@ def test_written_forms() -> None:
                  "::ffff:198.51.100.7", "64:ff9b::c000:201", "010.1.1.1", "mail.example.net",
                  "2a00:1450:4864:20::52f", "fe80::1%eth0", "", "1.2.3"):
         _check(text)
+
+
+_V6_EDGES = [0, 1, 2, 0xFE80 << 112, 0xFEC0 << 112, 0xFC00 << 112, 0xFF00 << 112,
+             0x20010DB8 << 96, 0x2002 << 112, 0x2A00 << 112, 0x0100 << 112, 0x4000 << 112,
+             0xE000 << 112, 0xFE00 << 112, 0xFFFF << 32, 0x0064FF9B << 96, 2**128 - 1]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(
+    st.integers(min_value=0, max_value=2**128 - 1),
+    st.sampled_from(_V6_EDGES).flatmap(
+        lambda e: st.integers(min_value=max(0, e - 2**20), max_value=min(2**128 - 1, e + 2**20))
+    ),
+))
+def test_ipv6_reads_and_classes_as_ipaddress_gives_them(value: int) -> None:
+    text = str(ipaddress.IPv6Address(value))
+    _check(text)
+    _check(f"[IPv6:{text}]")

@@ -74,6 +74,31 @@ _V4_CLASSES: tuple[tuple[IpClass, tuple[tuple[int, int], ...]], ...] = (
 )
 
 
+_V6 = ipaddress.IPv6Network
+_V6_CONSTANTS = ipaddress.IPv6Address._constants  # type: ignore[attr-defined]  # what is_* test
+# IPv6 classes as integer ranges, in the order (and from the networks) the ipaddress
+# properties would be asked: loopback, link-local, ULA, multicast / unspecified /
+# reserved / documentation, site-local.
+_V6_CLASSES: tuple[tuple[IpClass, tuple[tuple[int, int], ...]], ...] = tuple(
+    (cls, tuple((int(n.network_address), int(n.broadcast_address)) for n in nets))
+    for cls, nets in (
+        (IpClass.LOOPBACK, [_V6("::1/128")]),
+        (IpClass.LINK_LOCAL, [_V6_CONSTANTS._linklocal_network]),
+        (IpClass.ULA, [_ULA]),
+        (
+            IpClass.RESERVED,
+            [
+                _V6_CONSTANTS._multicast_network,
+                _V6("::/128"),
+                *_V6_CONSTANTS._reserved_networks,
+                _V6_DOC,
+            ],
+        ),
+        (IpClass.PRIVATE, [_V6_CONSTANTS._sitelocal_network]),
+    )
+)
+
+
 def _classify_v4(value: int) -> IpClass:
     for cls, ranges in _V4_CLASSES:
         for low, high in ranges:
@@ -103,6 +128,9 @@ def parse(text: str) -> Address | None:
     if plain is not None:
         return ipaddress.IPv4Address(plain)
     s = _strip(text)
+    plain = _v4_int(s)
+    if plain is not None:  # [1.2.3.4], 1.2.3.4:25, ...
+        return ipaddress.IPv4Address(plain)
     if not s or len(s) > 45 or _NOT_IP_CHAR.search(s) is not None:
         return None  # a host name, mostly: no exception raised to say so
     try:
@@ -122,6 +150,9 @@ def normalise(text: str) -> str:
     """The normal form of the address written in ``text``, or "" when it is not one."""
     if _PLAIN_V4.fullmatch(text) is not None:
         return text  # a plain dotted quad is its own normal form
+    stripped = _strip(text)
+    if _PLAIN_V4.fullmatch(stripped) is not None:
+        return stripped
     ip = parse(text)
     return "" if ip is None else str(ip)
 
@@ -136,24 +167,16 @@ def classify(text: str) -> IpClass:
     ip = parse(text)
     if ip is None:
         return IpClass.NONE
-    if ip.is_loopback:
-        return IpClass.LOOPBACK
-    if ip.is_link_local:
-        return IpClass.LINK_LOCAL
     if isinstance(ip, ipaddress.IPv4Address):
-        if ip in _CGNAT:
-            return IpClass.CGNAT
-        if any(ip in n for n in _V4_PRIVATE):
-            return IpClass.PRIVATE
-        if any(ip in n for n in _V4_RESERVED) or ip.is_unspecified:
-            return IpClass.RESERVED
-        return IpClass.PUBLIC
-    if ip in _ULA:
-        return IpClass.ULA
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip in _V6_DOC:
-        return IpClass.RESERVED
-    if ip.is_site_local:
-        return IpClass.PRIVATE
+        return _classify_v4(int(ip))
+    return _classify_v6(int(ip))
+
+
+def _classify_v6(value: int) -> IpClass:
+    for cls, ranges in _V6_CLASSES:
+        for low, high in ranges:
+            if low <= value <= high:
+                return cls
     return IpClass.PUBLIC
 
 

@@ -283,12 +283,12 @@ class CrossCheck:
 @dataclass(frozen=True, slots=True)
 class AuthSummary:
     dkim: tuple[DkimSignature, ...] = ()
-    arc: ArcResult = field(default_factory=ArcResult)
+    arc: ArcResult = ArcResult()  # frozen values: one shared default, none built per call
     spf: SpfResult | None = None
     dmarc: DmarcResult | None = None
     recorded: tuple[RecordedAuth, ...] = ()
     untrusted: tuple[UntrustedClaim, ...] = ()
-    crosscheck: CrossCheck = field(default_factory=CrossCheck)
+    crosscheck: CrossCheck = CrossCheck()
     verified: bool = False  # True once `verify` ran (DNS); False for --no-dns
 
 
@@ -302,11 +302,11 @@ class Original:
     how: How
     grade: Grade
     raw: bytes  # a slice of the report's bytes, or the repaired header block
-    fields: KeyFields = field(default_factory=KeyFields)
+    fields: KeyFields = KeyFields()  # frozen values: one shared default, none built per call
     findings: tuple[Finding, ...] = ()
     hops: tuple[Hop, ...] = ()
-    source: SourceEstimate = field(default_factory=SourceEstimate)
-    auth: AuthSummary = field(default_factory=AuthSummary)
+    source: SourceEstimate = SourceEstimate()
+    auth: AuthSummary = AuthSummary()
     envelope_sender: str = ""  # Return-Path of the original, when it carries one
     sha256: str = ""
     found_in: int | None = None  # index of the original this one was forwarded inside
@@ -374,6 +374,10 @@ def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
         )
         _PLANS[cls] = plan
     return plan
+
+
+def _datetime(value: Any) -> Any:
+    return _iso(value)
 
 
 def _generic(value: Any) -> Any:
@@ -451,6 +455,8 @@ def _converter(cls: type) -> Callable[[Any], Any]:
         return _enum
     if cls in (tuple, list):
         return _sequence
+    if issubclass(cls, datetime):
+        return _datetime
     if is_dataclass(cls):
         return _dataclass_converter(cls)
     return _generic
