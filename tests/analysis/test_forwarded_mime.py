@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -88,3 +89,36 @@ def test_fixture_parts_end_their_headers_as_the_line_loop_says() -> None:
             assert fast == walker._header_lines_end(part.start, limit), path.name
             checked += 1
     assert checked > 50
+
+
+# --- delimiter lines found with bytes.find agree with the one-regex reading -------------------
+
+
+def _regex_next(buf: bytes, active: list[bytes], pos: int) -> tuple[int, int, bytes, bool] | None:
+    """The reference: one compiled alternation of the open boundaries, longest first."""
+    alternatives = b"|".join(re.escape(b) for b in sorted(set(active), key=len, reverse=True))
+    pattern = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.M)
+    m = pattern.search(buf, pos)
+    return None if m is None else (m.start(), m.end(), m.group(1), m.group(2) is not None)
+
+
+_DELIMITER_PIECES = st.sampled_from(
+    [b"--", b"--b", b"--bb", b"--b--", b"b", b"-", b" ", b"\t", b"\r", b"\n", b"\r\n", b"x",
+     b"--b-", b"--b--\r\n", b"\n--b\r\n", b"--b \r\n"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(_DELIMITER_PIECES, max_size=20).map(b"".join),
+    st.lists(st.sampled_from([b"b", b"bb", b"b--", b"x"]), min_size=1, max_size=3),
+    st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=4),
+)
+def test_delimiter_search_agrees_with_the_alternation_regex(
+    buf: bytes, boundaries: list[bytes], positions: list[int]
+) -> None:
+    walker = _Walker(buf, Budget(Limits()))
+    for b in boundaries:
+        walker._set_active(b, +1)
+    for pos in (min(p, len(buf)) for p in positions):  # any order: the memo stays right
+        assert walker.next_delimiter(pos) == _regex_next(buf, boundaries, pos)
