@@ -9,6 +9,7 @@ beside it, never inside it).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
@@ -422,14 +423,56 @@ def _dataclass(value: Any) -> dict[str, Any]:
     return out
 
 
+_TUPLE_OF = re.compile(r"tuple\[(\w+), \.\.\.\]")
+_OPTIONAL = re.compile(r"(\w+) \| None")
+
+
+def _value_code(name: str, annotation: str, ns: dict[str, Any]) -> str:
+    """Python text converting ``v.<name>``, specialised by its declared type; every
+    specialisation checks the exact class first and falls back to ``to_jsonable``."""
+    get = f"(x := v.{name})"
+    tuple_of = _TUPLE_OF.fullmatch(annotation)
+    optional = _OPTIONAL.fullmatch(annotation)
+    declared = optional.group(1) if optional else annotation
+    kind = globals().get(declared)
+    if tuple_of is not None:
+        item = globals().get(tuple_of.group(1))
+        if isinstance(item, type) and is_dataclass(item):
+            ns[f"_T_{name}"], ns[f"_c_{name}"] = item, _converter_of(item)
+            each = f"[_c_{name}(i) if i.__class__ is _T_{name} else _json(i) for i in x]"
+        elif tuple_of.group(1) == "str":
+            each = "[i if i.__class__ is _str else _json(i) for i in x]"
+        else:
+            return f"_json(v.{name})"
+        return f"({each} if {get}.__class__ is _tuple else _json(x))"
+    none_first = f"None if {get} is None else " if optional else ""
+    x = "x" if optional else get
+    if declared == "str":
+        return f"({none_first}x if {x}.__class__ is _str else _json(x))"
+    if declared == "datetime":
+        return f"({none_first}_iso(x) if {x}.__class__ is _datetime_cls else _json(x))"
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        ns[f"_T_{name}"] = kind
+        return f"({none_first}x._value_ if {x}.__class__ is _T_{name} else _json(x))"
+    if isinstance(kind, type) and is_dataclass(kind):
+        ns[f"_T_{name}"], ns[f"_c_{name}"] = kind, _converter_of(kind)
+        return f"({none_first}_c_{name}(x) if {x}.__class__ is _T_{name} else _json(x))"
+    return f"(x if {get}.__class__ is _str else _json(x))"
+
+
 def _dataclass_converter(cls: type) -> Callable[[Any], dict[str, Any]]:
-    """``_dataclass`` for exactly this class, generated once from its plan: one function
-    with the attributes spelt out, no loop over the plan and no ``getattr`` per value."""
-    plan = _plan(cls)
+    """``_dataclass`` for exactly this class, generated once from its plan and declared
+    types: one function with the attributes spelt out, no loop over the plan, no
+    ``getattr`` and no dispatch for values of the declared type."""
+    declared = {f.name: str(f.type) for f in fields(cls)}
+    namespace: dict[str, Any] = {
+        "_str": str, "_tuple": tuple, "_json": to_jsonable, "_iso": _iso,
+        "_datetime_cls": datetime,
+    }
     lines = ["def convert(v):", "    out = {"]
     started = False
-    for name, key, flattened in plan:
-        value = f"(x if (x := v.{name}).__class__ is _str else _json(x))"
+    for name, key, flattened in _plan(cls):
+        value = _value_code(name, declared[name], namespace)
         if flattened:
             lines.append("    }" if not started else "")
             lines.append(f"    out.update(_json(v.{name}))")
@@ -441,9 +484,15 @@ def _dataclass_converter(cls: type) -> Callable[[Any], dict[str, Any]]:
     if not started:
         lines.append("    }")
     lines.append("    return out")
-    namespace: dict[str, Any] = {"_str": str, "_json": to_jsonable}
-    exec("\n".join(line for line in lines if line), namespace)
+    exec("\n".join(line for line in lines if line), namespace)  # our own text, from our types
     convert: Callable[[Any], dict[str, Any]] = namespace["convert"]
+    return convert
+
+
+def _converter_of(cls: type) -> Callable[[Any], Any]:
+    convert = _CONVERTERS.get(cls)
+    if convert is None:
+        convert = _CONVERTERS[cls] = _converter(cls)
     return convert
 
 
