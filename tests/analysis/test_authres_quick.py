@@ -76,8 +76,8 @@ def test_generated_stamps_decide_the_same(value: str, arc: bool, instance: str) 
 
 
 def test_plain_id_stamp_is_partial_until_kept() -> None:
-    from stopitd.analysis.headers import HeaderField
+    from stopitd.analysis.headers import header_field
 
-    f = HeaderField("Authentication-Results", b"", "mx.example.org; spf=pass smtp.mailfrom=a@b")
+    f = header_field("Authentication-Results", b"", "mx.example.org; spf=pass smtp.mailfrom=a@b")
     assert _stamp(f, results=False).partial
     assert not _stamp(f, results=True).partial

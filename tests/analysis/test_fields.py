@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from email.utils import getaddresses
+from datetime import UTC
+from email.utils import getaddresses, parsedate_to_datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis.fields import _simple_address, parse_addresses
+from stopitd.analysis.fields import (
+    _PLAIN_DATE,
+    _grouped_address,
+    _simple_address,
+    parse_addresses,
+    parse_date,
+)
 from stopitd.analysis.model import Address
 
 _ATOM_CHARS = "abcXYZ019!#$%&'*+/=?^_`{|}~-"
@@ -29,6 +36,27 @@ def test_fast_path_reads_what_the_stdlib_reads(value: str) -> None:
     simple = _simple_address(value)
     if simple is not None:
         assert [simple] == _stdlib(value) or (not simple[0] and not simple[1])
+
+
+group_values = st.tuples(
+    st.lists(st.one_of(atoms, st.sampled_from([" ", "\t", ":", ": ", ":", ";", ","])), max_size=8),
+    st.one_of(values, st.sampled_from(["<x@example.net>", "jo@example.org", "N <a@b.example>"])),
+).map(lambda t: "".join(t[0]) + t[1])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(group_values)
+def test_group_fast_path_reads_what_the_stdlib_reads(value: str) -> None:
+    grouped = _grouped_address(value)
+    if grouped is not None:
+        assert [grouped] == _stdlib(value)
+
+
+def test_hundreds_of_group_colons_take_the_fast_path() -> None:
+    for value in ("group" + ":" * 600 + " <x@example.net>", ":" * 600 + "jdoe@example.edu"):
+        assert _grouped_address(value) is not None
+        assert [_grouped_address(value)] == _stdlib(value)
+    assert parse_addresses("g: a@example.org") == (Address("", "a@example.org"),)
 
 
 @settings(max_examples=500, deadline=None)
@@ -59,3 +87,50 @@ def test_shapes_real_clients_write() -> None:
     }
     for value, expected in cases.items():
         assert parse_addresses(value) == expected, value
+
+
+# --- the date fast path ------------------------------------------------------------------------
+
+_DATE_PIECES = st.sampled_from(
+    ["Tue,", "Tue, ", "Mon", " ", "  ", "\t", "1", "24", "31", "30", "Feb", "Nov", "nov", "2026",
+     "0099", "1999", "99", "10:00:00", "23:59:60", "24:00:00", "09:59", "+0000", "-0000",
+     "+0530", "-0800", "+2400", "+0099", "(UTC)", "(CET)", "GMT", ","]
+)
+_DATES = st.one_of(
+    st.lists(_DATE_PIECES, max_size=8).map("".join),
+    st.lists(_DATE_PIECES, max_size=8).map(" ".join),
+    st.builds(
+        lambda dn, d, mon, y, t, z, c: f"{dn}{d} {mon} {y} {t} {z}{c}",
+        st.sampled_from(["", "Tue, ", "Sun,", "Fri,  "]),
+        st.integers(min_value=0, max_value=32),
+        st.sampled_from(["Jan", "Feb", "Jun", "Dec"]),
+        st.integers(min_value=999, max_value=10000),
+        st.sampled_from(["00:00:00", "23:59:59", "12:30:61", "25:00:00"]),
+        st.sampled_from(["+0000", "-0000", "+0100", "-1130", "+2359", "+2400", "-9999"]),
+        st.sampled_from(["", " (UTC)", " (a b)", "  "]),
+    ),
+)
+
+
+def _stdlib_date(value: str) -> object:
+    try:
+        dt = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_DATES)
+def test_date_fast_path_reads_what_the_stdlib_reads(value: str) -> None:
+    assert parse_date(value) == _stdlib_date(value)
+    if _PLAIN_DATE.fullmatch(value) is not None:
+        got = parse_date(value)
+        assert got is None or got.tzinfo is UTC
+
+
+def test_client_dates_take_the_fast_path() -> None:
+    for value in ("Tue, 24 Nov 2026 09:59:58 +0000", "Tue, 24 Nov 2026 09:59:58 -0800 (PST)",
+                  "4 Nov 2026 09:59:58 +0100"):
+        assert _PLAIN_DATE.fullmatch(value) is not None
+        assert parse_date(value) == _stdlib_date(value)

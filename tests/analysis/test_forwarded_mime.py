@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stopitd.analysis.headers import parse_fields
-from stopitd.analysis.mime import content_params, parse, walk
+from stopitd.analysis.mime import Budget, _Walker, content_params, parse, walk
 from stopitd.analysis.policy import Limits
 
 from .reports import fixture
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def test_filenames_in_rfc2047_and_rfc2231_are_decoded() -> None:
@@ -43,3 +51,74 @@ def test_lf_only_reports_work_too() -> None:
     root, _ = parse(raw, Limits())
     rfc822 = [p for p in walk(root) if p.content_type == "message/rfc822"]
     assert rfc822[0].children[0].raw.endswith(b"reporting me.\n")
+
+
+# --- the header-end search in C agrees with the line loop -------------------------------------
+
+_PIECES = st.sampled_from(
+    [b"A: b", b"\r\n", b"\n", b"\r", b"--x", b"--x--", b"--y", b"-", b" c", b"\r\n\r\n", b"\n\n"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(_PIECES, max_size=16).map(b"".join),
+    st.lists(st.sampled_from([b"x", b"y", b"xy"]), max_size=2),
+    st.integers(min_value=1, max_value=40),
+    st.integers(min_value=0, max_value=6),
+)
+def test_header_end_search_agrees_with_the_line_loop(
+    buf: bytes, boundaries: list[bytes], max_length: int, start: int
+) -> None:
+    walker = _Walker(buf, Budget(Limits(max_header_length=max_length)))
+    for b in boundaries:
+        walker._set_active(b, +1)
+    pos = min(start, len(buf))
+    assert walker.header_block_end(pos) == walker._header_lines_end(pos, pos + max_length)
+
+
+def test_fixture_parts_end_their_headers_as_the_line_loop_says() -> None:
+    checked = 0
+    for path in sorted(FIXTURES.rglob("*.eml")):
+        raw = path.read_bytes()
+        root, budget = parse(raw, Limits())
+        for part in walk(root):
+            walker = _Walker(part.buf, budget)
+            limit = part.start + budget.limits.max_header_length
+            fast = walker.header_block_end(part.start)
+            assert fast == walker._header_lines_end(part.start, limit), path.name
+            checked += 1
+    assert checked > 50
+
+
+# --- delimiter lines found with bytes.find agree with the one-regex reading -------------------
+
+
+def _regex_next(buf: bytes, active: list[bytes], pos: int) -> tuple[int, int, bytes, bool] | None:
+    """The reference: one compiled alternation of the open boundaries, longest first."""
+    alternatives = b"|".join(re.escape(b) for b in sorted(set(active), key=len, reverse=True))
+    pattern = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.M)
+    m = pattern.search(buf, pos)
+    return None if m is None else (m.start(), m.end(), m.group(1), m.group(2) is not None)
+
+
+_DELIMITER_PIECES = st.sampled_from(
+    [b"--", b"--b", b"--bb", b"--b--", b"b", b"-", b" ", b"\t", b"\r", b"\n", b"\r\n", b"x",
+     b"--b-", b"--b--\r\n", b"\n--b\r\n", b"--b \r\n"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(_DELIMITER_PIECES, max_size=20).map(b"".join),
+    st.lists(st.sampled_from([b"b", b"bb", b"b--", b"x"]), min_size=1, max_size=3),
+    st.lists(st.integers(min_value=0, max_value=60), min_size=1, max_size=4),
+)
+def test_delimiter_search_agrees_with_the_alternation_regex(
+    buf: bytes, boundaries: list[bytes], positions: list[int]
+) -> None:
+    walker = _Walker(buf, Budget(Limits()))
+    for b in boundaries:
+        walker._set_active(b, +1)
+    for pos in (min(p, len(buf)) for p in positions):  # any order: the memo stays right
+        assert walker.next_delimiter(pos) == _regex_next(buf, boundaries, pos)

@@ -2,14 +2,15 @@
 
 A stamp is kept only when both hold (RFC 8601 §5):
 - its authserv-id is trusted: ``TrustPolicy.trusted_authserv_ids`` or an enabled provider
-  profile (``authserv.py``); Microsoft's stamps without an id count by the profile alone;
+  profile (``providers.py``, read by ``authserv.py``); Microsoft's stamps without an id
+  count by the profile alone;
 - it sits above the walk's boundary: before the Received header of the boundary hop in the
   header block, i.e. it was added after the hand-off by a host we trust.
 Everything else is an ``UntrustedClaim`` with the reason, never used for a verdict. One
 exception to the position rule: Microsoft's X-Forefront-Antispam-Report, which Exchange
 Online moves below the Received headers and whose forged copies its header firewall
 strips, is believed wherever it sits when the microsoft profile is on and the boundary hop
-was received by a Microsoft host (``authserv.FOREFRONT_HOSTS``). Stamps naming a trusted id
+was received by a Microsoft host (the profile's ``forefront_hosts``). Stamps naming a trusted id
 but sitting under the boundary Received are a warning (possibly forged), unless they sit
 right under it, where Gmail and milter-based MTAs write their own (then only info).
 
@@ -24,10 +25,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import authres as authres_lib
 
+from stopitd.analysis import ipaddr
 from stopitd.analysis.authserv import forefront_trusted, received_by_provider, trusted_by
 from stopitd.analysis.headers import HeaderField
 from stopitd.analysis.model import (
@@ -84,6 +85,10 @@ class _Stamp:
 
 def normalise_ip(text: str) -> str:
     """RFC 5952 text, IPv4-mapped IPv6 as IPv4; "" when it is not an IP address."""
+    if ipaddr.is_plain_v4(text):
+        return text  # a plain dotted quad is its own normal form
+    if not text:
+        return ""
     try:
         ip = ipaddress.ip_address(text.strip().strip("[]"))
     except ValueError:
@@ -136,9 +141,6 @@ def _results_header(value: str, *, arc: bool) -> ParsedHeader:
     return ParsedHeader(theirs.authserv_id, merged, ours.instance, ours.version)
 
 
-# Stamps repeat across messages (a provider's stamp on a flood of copies); reading one
-# costs hundreds of microseconds in authres, so short values are read once.
-_CACHED_VALUE_MAX = 4096
 # The authserv-id piece (before the first ";", after ARC's "i=N;") when it is a plain
 # dot-atom (and version) with no comment, quote or "=": authres and our tokenizer then
 # read the same authserv-id, so whether the stamp is kept can be decided before authres
@@ -160,14 +162,7 @@ def _stamp(f: HeaderField, *, results: bool) -> _Stamp:
     """The stamp; with ``results=False`` maybe without authres's reading of the results
     (``partial``), which is all that is needed to decide whether it is kept."""
     quick = not results and f.key in _RESULTS_HEADERS and _plain_authserv_id(f.key, f.value)
-    if len(f.value) <= _CACHED_VALUE_MAX:
-        return _cached_stamp(f.key, f.value, quick)
     return _read_stamp(f.key, f.value, quick)
-
-
-@lru_cache(maxsize=1024)
-def _cached_stamp(key: str, value: str, quick: bool) -> _Stamp:
-    return _read_stamp(key, value, quick)
 
 
 def _read_stamp(key: str, value: str, quick: bool = False) -> _Stamp:
@@ -312,7 +307,7 @@ def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) ->
         above = boundary is not None and pos < boundary
         vouched = _vouched(stamp, policy)
         if stamp.forefront and vouched and received_by_provider(boundary_by, vouched):
-            above = True  # header firewall: see authserv.FOREFRONT_HOSTS
+            above = True  # header firewall: see Provider.forefront_hosts
         if above and vouched and not stamp.error:
             if stamp.partial:
                 stamp = _stamp(f, results=True)

@@ -21,6 +21,7 @@ from stopitd.analysis.model import (
     OriginalEvidence,
     Reason,
     RecordedAuth,
+    SourceEstimate,
 )
 from stopitd.analysis.policy import TrustPolicy
 
@@ -125,10 +126,35 @@ def conclude(
     domains = dict.fromkeys(source.responsible_domains)  # ordered, each once
     for d in _signer_domains(auth) + ([from_domain] if proof else []):
         domains.setdefault(d)
-    source = replace(
-        source,
-        from_authenticated=from_authenticated,
+    # ``replace(...)`` spelt out: dataclasses.replace is slow, and this runs per original
+    source = SourceEstimate(
+        relay_ip=source.relay_ip,
+        origin_ip=source.origin_ip,
+        mode=source.mode,
+        internal=source.internal,
+        provider=source.provider,
         responsible_domains=tuple(domains),
+        authenticated_identity=source.authenticated_identity,
+        from_authenticated=from_authenticated,
+        confidence=source.confidence,
         reasons=reasons,
+        boundary_index=source.boundary_index,
+        origin_index=source.origin_index,
     )
-    return replace(original, auth=auth, source=source, findings=findings)
+    o = original
+    return Original(
+        how=o.how,
+        grade=o.grade,
+        raw=o.raw,
+        fields=o.fields,
+        findings=findings,
+        hops=o.hops,
+        source=source,
+        auth=auth,
+        envelope_sender=o.envelope_sender,
+        sha256=o.sha256,
+        found_in=o.found_in,
+        filename=o.filename,
+        feedback=o.feedback,
+        header_fields=o.header_fields,
+    )

@@ -3,29 +3,43 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from email.utils import getaddresses, parsedate_to_datetime
-from functools import lru_cache
 
 from stopitd.analysis.headers import HeaderField, decode_words, get
 from stopitd.analysis.model import Address, KeyFields
 
-# Values that repeat (a flood's From, a campaign's Date) are read once; long ones are not
-# kept, so the caches stay small.
-_CACHED_VALUE_MAX = 1024
+_MONTH_NUMBERS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+# The date every client writes: ``Tue, 24 Nov 2026 09:59:58 +0000`` (comment allowed).
+_PLAIN_DATE = re.compile(
+    r"[ \t]*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),[ \t]*)?(\d{1,2})[ \t]+"
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[ \t]+([1-9]\d{3})[ \t]+"
+    r"(\d\d):(\d\d):(\d\d)[ \t]+([+-])(\d\d)(\d\d)(?:[ \t]+\([^()]*\))?[ \t]*"
+)
+
+
+def _plain_date(m: re.Match[str]) -> datetime:
+    """What ``parsedate_to_datetime`` makes of a ``_PLAIN_DATE`` (raises as it does)."""
+    day, month, year, hh, mm, ss, sign, oh, om = m.groups()
+    offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
+    zone = timezone(timedelta(seconds=offset))  # -0000 and +0000 alike: read as UTC
+    return datetime(
+        int(year), _MONTH_NUMBERS[month], int(day), int(hh), int(mm), int(ss), tzinfo=zone
+    )
 
 
 def parse_date(value: str | None) -> datetime | None:
     """An RFC 5322 date as UTC, or None when it cannot be read."""
     if not value:
         return None
-    return _parse_date(value) if len(value) <= _CACHED_VALUE_MAX else _parse_date.__wrapped__(value)
-
-
-@lru_cache(maxsize=1024)
-def _parse_date(value: str) -> datetime | None:
+    plain = _PLAIN_DATE.fullmatch(value)
     try:
-        dt = parsedate_to_datetime(value)
+        dt = _plain_date(plain) if plain is not None else parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if dt.tzinfo is None:
@@ -56,17 +70,26 @@ def _simple_address(value: str) -> tuple[str, str] | None:
     return quoted or "", bracketed
 
 
+# Group openers before one address: ``name: addr``, ``::: <addr>``. The stdlib reads each
+# ":" as a nested group (recursion, quadratic time on hundreds of them) and returns the one
+# address inside, without the group's name.
+_GROUP_OPENERS = re.compile(rf"[ \t]*(?:{_ATOM}(?:[ \t]+{_ATOM})*)?[ \t]*(?::[ \t]*)+")
+
+
+def _grouped_address(value: str) -> tuple[str, str] | None:
+    """(name, address) of ``groups: one-simple-address`` as ``getaddresses`` reads it."""
+    m = _GROUP_OPENERS.match(value)
+    if m is None:
+        return None
+    return _simple_address(value[m.end() :])
+
+
 def parse_addresses(value: str | None) -> tuple[Address, ...]:
     if not value:
         return ()
-    if len(value) <= _CACHED_VALUE_MAX:
-        return _parse_addresses(value)
-    return _parse_addresses.__wrapped__(value)
-
-
-@lru_cache(maxsize=1024)
-def _parse_addresses(value: str) -> tuple[Address, ...]:
     simple = _simple_address(value)
+    if simple is None and ":" in value:
+        simple = _grouped_address(value)
     pairs = [simple] if simple is not None else _getaddresses(value)
     out = []
     for name, addr in pairs:

@@ -625,9 +625,10 @@ def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original
     root, budget = parse(raw, limits)
     finder = _Finder(limits, budget)
     finder._full(root, How.DIRECT, None)
-    # The report is the original: its key fields were just read.
-    key = finder.originals[0].fields
-    return report_info(root.fields, raw, budget.findings, [], key), tuple(finder.originals)
+    # The report is the original (the same bytes): its key fields and digest were just taken.
+    first = finder.originals[0]
+    info = report_info(root.fields, raw, budget.findings, [], first.fields, first.sha256)
+    return info, tuple(finder.originals)
 
 
 def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.errors import MessageError
 from email.header import decode_header, make_header
+from typing import NamedTuple
 
 _FOLD = re.compile(r"\r?\n[ \t]")
 # A field name as real mail writes it (RFC 5322 allows more, but `h=From:To` inside a
@@ -13,21 +14,23 @@ _FOLD = re.compile(r"\r?\n[ \t]")
 _NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9_.-]*[ \t]*:")
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderField:
+class HeaderField(NamedTuple):
+    """One header field. A NamedTuple (immutable like the frozen dataclasses, and made
+    several times faster: every message has dozens); build it with ``header_field``."""
+
     name: str  # as written
     raw: bytes  # the whole field, name to end of its last line, line ends included
     value: str  # unfolded value (text after the colon), undecoded, stripped
-    # The lower-case name, computed once: every lookup compares it.
-    key: str = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key", self.name.lower())
+    key: str  # the lower-case name, computed once: every lookup compares it
 
     @property
     def decoded(self) -> str:
         """The value with RFC 2047 encoded words decoded."""
         return decode_words(self.value)
+
+
+def header_field(name: str, raw: bytes, value: str) -> HeaderField:
+    return HeaderField(name, raw, value, name.lower())
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,8 @@ def parse_block(
             else:
                 raw = b"".join(current)
                 value = _FOLD.sub(" ", _text(raw[colon + 1 :])).strip()
-            append(HeaderField(raw[:colon].decode("ascii").strip(), raw, value))
+            name = raw[:colon].decode("ascii").strip()
+            append(HeaderField(name, raw, value, name.lower()))
             current = []
         if m is not None:
             if max_fields is not None and len(fields) >= max_fields:
@@ -131,7 +135,7 @@ def parse_block(
         value = _text(raw[colon + 1 :])
         if len(current) > 1:
             value = _FOLD.sub(" ", value)
-        append(HeaderField(raw[:colon].decode("ascii").strip(), raw, value.strip()))
+        append(header_field(raw[:colon].decode("ascii").strip(), raw, value.strip()))
     return HeaderBlock(fields, junk, truncated, truncated_length)
 
 

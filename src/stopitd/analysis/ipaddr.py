@@ -7,8 +7,8 @@ Normal form: RFC 5952 for IPv6 (lower case, longest zero run compressed), IPv4-m
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
-from functools import lru_cache
 
 from stopitd.analysis.model import IpClass
 
@@ -37,6 +37,76 @@ _V4_PRIVATE = tuple(
 _V6_DOC = ipaddress.IPv6Network("2001:db8::/32")
 
 
+# A plain dotted quad as ``ipaddress`` accepts it (no leading zeros): the common case, read
+# without the module's string parser. Anything else takes the general path.
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_PLAIN_V4 = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+
+
+# No IPv4 or IPv6 text (after ``_strip``) holds any other character.
+_NOT_IP_CHAR = re.compile(r"[^0-9A-Fa-f:.]")
+
+
+def is_plain_v4(text: str) -> bool:
+    """A dotted quad as ``ipaddress`` reads it, and already in normal form."""
+    return _PLAIN_V4.fullmatch(text) is not None
+
+
+def _v4_int(text: str) -> int | None:
+    m = _PLAIN_V4.fullmatch(text)
+    if m is None:
+        return None
+    a, b, c, d = m.groups()
+    return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+
+
+def _ranges(nets: Iterable[ipaddress.IPv4Network]) -> tuple[tuple[int, int], ...]:
+    return tuple((int(n.network_address), int(n.broadcast_address)) for n in nets)
+
+
+# IPv4 classes as integer ranges, in the order ``classify`` tests them.
+_V4_CLASSES: tuple[tuple[IpClass, tuple[tuple[int, int], ...]], ...] = (
+    (IpClass.LOOPBACK, _ranges([ipaddress.IPv4Network("127.0.0.0/8")])),
+    (IpClass.LINK_LOCAL, _ranges([ipaddress.IPv4Network("169.254.0.0/16")])),
+    (IpClass.CGNAT, _ranges([_CGNAT])),
+    (IpClass.PRIVATE, _ranges(_V4_PRIVATE)),
+    (IpClass.RESERVED, _ranges(_V4_RESERVED)),
+)
+
+
+_V6 = ipaddress.IPv6Network
+_V6_CONSTANTS = ipaddress.IPv6Address._constants  # type: ignore[attr-defined]  # what is_* test
+# IPv6 classes as integer ranges, in the order (and from the networks) the ipaddress
+# properties would be asked: loopback, link-local, ULA, multicast / unspecified /
+# reserved / documentation, site-local.
+_V6_CLASSES: tuple[tuple[IpClass, tuple[tuple[int, int], ...]], ...] = tuple(
+    (cls, tuple((int(n.network_address), int(n.broadcast_address)) for n in nets))
+    for cls, nets in (
+        (IpClass.LOOPBACK, [_V6("::1/128")]),
+        (IpClass.LINK_LOCAL, [_V6_CONSTANTS._linklocal_network]),
+        (IpClass.ULA, [_ULA]),
+        (
+            IpClass.RESERVED,
+            [
+                _V6_CONSTANTS._multicast_network,
+                _V6("::/128"),
+                *_V6_CONSTANTS._reserved_networks,
+                _V6_DOC,
+            ],
+        ),
+        (IpClass.PRIVATE, [_V6_CONSTANTS._sitelocal_network]),
+    )
+)
+
+
+def _classify_v4(value: int) -> IpClass:
+    for cls, ranges in _V4_CLASSES:
+        for low, high in ranges:
+            if low <= value <= high:
+                return cls
+    return IpClass.PUBLIC
+
+
 def _strip(text: str) -> str:
     """Remove the decorations MTAs put around an address: brackets, IPv6:, zone, port."""
     s = text.strip()
@@ -52,14 +122,20 @@ def _strip(text: str) -> str:
     return s
 
 
-@lru_cache(maxsize=4096)
 def parse(text: str) -> Address | None:
     """The address written in ``text`` (decorations allowed), or None."""
+    plain = _v4_int(text)
+    if plain is not None:
+        return ipaddress.IPv4Address(plain)
     s = _strip(text)
-    if not s or len(s) > 45:
-        return None
+    plain = _v4_int(s)
+    if plain is not None:  # [1.2.3.4], 1.2.3.4:25, ...
+        return ipaddress.IPv4Address(plain)
+    if not s or len(s) > 45 or _NOT_IP_CHAR.search(s) is not None:
+        return None  # a host name, mostly: no exception raised to say so
     try:
-        ip = ipaddress.ip_address(s)
+        # what ``ipaddress.ip_address`` does, without first failing as IPv4 on IPv6 text
+        ip: Address = ipaddress.IPv6Address(s) if ":" in s else ipaddress.IPv4Address(s)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address):
@@ -70,37 +146,37 @@ def parse(text: str) -> Address | None:
     return ip
 
 
-@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
     """The normal form of the address written in ``text``, or "" when it is not one."""
+    if _PLAIN_V4.fullmatch(text) is not None:
+        return text  # a plain dotted quad is its own normal form
+    stripped = _strip(text)
+    if _PLAIN_V4.fullmatch(stripped) is not None:
+        return stripped
     ip = parse(text)
     return "" if ip is None else str(ip)
 
 
-@lru_cache(maxsize=4096)
 def classify(text: str) -> IpClass:
     """What kind of address ``text`` (already normalised or not) is; NONE when it is none."""
+    if not text:
+        return IpClass.NONE
+    plain = _v4_int(text)
+    if plain is not None:
+        return _classify_v4(plain)
     ip = parse(text)
     if ip is None:
         return IpClass.NONE
-    if ip.is_loopback:
-        return IpClass.LOOPBACK
-    if ip.is_link_local:
-        return IpClass.LINK_LOCAL
     if isinstance(ip, ipaddress.IPv4Address):
-        if ip in _CGNAT:
-            return IpClass.CGNAT
-        if any(ip in n for n in _V4_PRIVATE):
-            return IpClass.PRIVATE
-        if any(ip in n for n in _V4_RESERVED) or ip.is_unspecified:
-            return IpClass.RESERVED
-        return IpClass.PUBLIC
-    if ip in _ULA:
-        return IpClass.ULA
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip in _V6_DOC:
-        return IpClass.RESERVED
-    if ip.is_site_local:
-        return IpClass.PRIVATE
+        return _classify_v4(int(ip))
+    return _classify_v6(int(ip))
+
+
+def _classify_v6(value: int) -> IpClass:
+    for cls, ranges in _V6_CLASSES:
+        for low, high in ranges:
+            if low <= value <= high:
+                return cls
     return IpClass.PUBLIC
 
 

@@ -20,11 +20,12 @@ from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
 
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
-# Up to this many open boundaries one compiled alternation finds delimiters; beyond it
-# (only with raised depth limits) recompiling on every level would cost more than
-# checking each "--" line.
+# Up to this many open boundaries each is searched for on its own; beyond it (only with
+# raised depth limits) checking each "--" line costs less.
 _ALTERNATION_MAX = 16
 _ANY_DASH_LINE = re.compile(rb"^--([^\r\n]*)", re.M)
+# A line end, then an empty line or a line starting with "--" (group 1).
+_BLANK_OR_DASHES = re.compile(rb"\n(?:\r?\n|(--))")
 
 
 @dataclass(slots=True)
@@ -115,7 +116,9 @@ def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
     for key, raw in _PARAM.findall(value, m.end()):
         raw = raw.strip()
         if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+            raw = raw[1:-1]
+            if "\\" in raw:
+                raw = re.sub(r"\\(.)", r"\1", raw)
         params.setdefault(key.lower(), raw)
     return f"{m.group(1)}/{m.group(2)}".lower(), params
 
@@ -198,7 +201,9 @@ class _Walker:
         self.buf = buf
         self.budget = budget
         self.active: dict[bytes, int] = {}  # boundary -> how many open multiparts use it
-        self._pattern: re.Pattern[bytes] | None = None  # delimiter lines of ``active``
+        # boundary -> (searched from, its next delimiter line from there): each boundary's
+        # lines are found once, however many parts ask
+        self._next: dict[bytes, tuple[int, tuple[int, int, bytes, bool] | None]] = {}
 
     def _set_active(self, boundary: bytes, change: int) -> None:
         count = self.active.get(boundary, 0) + change
@@ -206,18 +211,6 @@ class _Walker:
             self.active[boundary] = count
         else:
             self.active.pop(boundary, None)
-        if not self.active:
-            self._pattern = None
-            return
-        if len(self.active) > _ALTERNATION_MAX:
-            self._pattern = _ANY_DASH_LINE  # deep nesting: check each "--" line in Python
-            return
-        # One regex for the open boundaries: the scan for the next delimiter runs in C and
-        # never looks at a byte twice. Longest first, so "b" never shadows "bb".
-        alternatives = b"|".join(
-            re.escape(b) for b in sorted(self.active, key=len, reverse=True)
-        )
-        self._pattern = re.compile(rb"^--(" + alternatives + rb")(--)?[ \t]*\r?$", re.M)
 
     def _match(self, text: bytes) -> tuple[bytes, bool] | None:
         """Is this line (after its ``--``) a delimiter of an open multipart?"""
@@ -229,20 +222,63 @@ class _Walker:
         return None
 
     def next_delimiter(self, pos: int) -> tuple[int, int, bytes, bool] | None:
-        """(line start, line end, boundary, is close) of the next open delimiter line."""
-        pattern = self._pattern
-        if pattern is None:
+        """(line start, line end, boundary, is close) of the next open delimiter line.
+
+        A delimiter line is ``--boundary``, maybe ``--``, blanks, maybe CR, then the line
+        end (what ``^--(b)(--)?[ \t]*\r?$`` finds with re.M; where two boundaries match one
+        line, the longer wins). Each boundary is searched with ``bytes.find``, in C: no
+        pattern is compiled per message (a boundary is new in every message, and compiling
+        costs more than reading a whole small message).
+        """
+        if not self.active:
             return None
-        if pattern is not _ANY_DASH_LINE:
-            m = pattern.search(self.buf, pos)
-            if m is None:
-                return None
-            return m.start(), m.end(), m.group(1), m.group(2) is not None
-        for m in pattern.finditer(self.buf, pos):
-            found = self._match(m.group(1))
-            if found is not None:
-                return m.start(), m.end(), found[0], found[1]
-        return None
+        if len(self.active) > _ALTERNATION_MAX:  # deep nesting: check each "--" line
+            for m in _ANY_DASH_LINE.finditer(self.buf, pos):
+                found = self._match(m.group(1))
+                if found is not None:
+                    return m.start(), m.end(), found[0], found[1]
+            return None
+        best: tuple[int, int, bytes, bool] | None = None
+        for boundary in self.active:
+            hit = self._next_line_of(boundary, pos)
+            if hit is not None and (
+                best is None
+                or hit[0] < best[0]
+                or (hit[0] == best[0] and len(hit[2]) > len(best[2]))
+            ):
+                best = hit
+        return best
+
+    def _next_line_of(self, boundary: bytes, pos: int) -> tuple[int, int, bytes, bool] | None:
+        known = self._next.get(boundary)
+        if known is not None and known[0] <= pos and (known[1] is None or known[1][0] >= pos):
+            return known[1]
+        buf = self.buf
+        n = len(buf)
+        needle = b"--" + boundary
+        line_needle = b"\n" + needle  # only line starts: text that merely holds it is skipped
+        found: tuple[int, int, bytes, bool] | None = None
+        if pos == 0 and buf.startswith(needle):
+            i = 0
+        else:
+            j = buf.find(line_needle, pos - 1 if pos > 0 else 0)
+            i = j + 1 if j >= 0 else -1
+        while i >= 0:
+            k = i + len(needle)
+            close = buf.startswith(b"--", k)
+            if close:
+                k += 2
+            while k < n and buf[k] in (0x20, 0x09):
+                k += 1
+            if k < n and buf[k] == 0x0D:
+                k += 1
+            if k == n or buf[k] == 0x0A:
+                found = (i, k, boundary, close)
+                break
+            j = buf.find(line_needle, i)
+            i = j + 1 if j >= 0 else -1
+        self._next[boundary] = (pos, found)
+        return found
 
     def end_before(self, line_start: int, floor: int) -> int:
         """The end of a part's content: the CRLF before a delimiter belongs to it."""
@@ -257,8 +293,20 @@ class _Walker:
         """Header end and body start. A delimiter line of an open multipart ends the block
         (a part without an empty line); so does the length limit (the rest is body)."""
         buf = self.buf
-        n = len(buf)
         limit = pos + self.budget.limits.max_header_length
+        if not buf.startswith((b"\n", b"\r\n", b"--"), pos):
+            # The usual block: an empty line within the limit and no "--" line before it,
+            # found in C (the search stops at the first of either, so many parts cost
+            # linear time). Anything else takes the line loop below.
+            stop = _BLANK_OR_DASHES.search(buf, pos, limit + 2)
+            if stop is not None and stop.group(1) is None and stop.start() < limit:
+                return stop.start() + 1, stop.end()
+        return self._header_lines_end(pos, limit)
+
+    def _header_lines_end(self, pos: int, limit: int) -> tuple[int, int]:
+        """``header_block_end``'s general reader: line by line."""
+        buf = self.buf
+        n = len(buf)
         p = pos
         while p < n:
             if buf.startswith(b"\r\n", p):

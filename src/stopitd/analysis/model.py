@@ -9,6 +9,7 @@ beside it, never inside it).
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
@@ -283,12 +284,12 @@ class CrossCheck:
 @dataclass(frozen=True, slots=True)
 class AuthSummary:
     dkim: tuple[DkimSignature, ...] = ()
-    arc: ArcResult = field(default_factory=ArcResult)
+    arc: ArcResult = ArcResult()  # frozen values: one shared default, none built per call
     spf: SpfResult | None = None
     dmarc: DmarcResult | None = None
     recorded: tuple[RecordedAuth, ...] = ()
     untrusted: tuple[UntrustedClaim, ...] = ()
-    crosscheck: CrossCheck = field(default_factory=CrossCheck)
+    crosscheck: CrossCheck = CrossCheck()
     verified: bool = False  # True once `verify` ran (DNS); False for --no-dns
 
 
@@ -302,11 +303,11 @@ class Original:
     how: How
     grade: Grade
     raw: bytes  # a slice of the report's bytes, or the repaired header block
-    fields: KeyFields = field(default_factory=KeyFields)
+    fields: KeyFields = KeyFields()  # frozen values: one shared default, none built per call
     findings: tuple[Finding, ...] = ()
     hops: tuple[Hop, ...] = ()
-    source: SourceEstimate = field(default_factory=SourceEstimate)
-    auth: AuthSummary = field(default_factory=AuthSummary)
+    source: SourceEstimate = SourceEstimate()
+    auth: AuthSummary = AuthSummary()
     envelope_sender: str = ""  # Return-Path of the original, when it carries one
     sha256: str = ""
     found_in: int | None = None  # index of the original this one was forwarded inside
@@ -353,6 +354,8 @@ _FLATTENED = {"fields"}
 
 
 def _iso(value: datetime) -> str:
+    if value.tzinfo is UTC and value.year >= 1000:  # what strftime below gives, in C
+        return value.isoformat(timespec="seconds")[:19] + "Z"
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -372,6 +375,10 @@ def _plan(cls: type) -> tuple[tuple[str, str, bool], ...]:
         )
         _PLANS[cls] = plan
     return plan
+
+
+def _datetime(value: Any) -> Any:
+    return _iso(value)
 
 
 def _generic(value: Any) -> Any:
@@ -400,7 +407,7 @@ def _sequence(value: Any) -> list[Any]:
 
 
 def _enum(value: Any) -> Any:
-    return value.value
+    return value._value_  # what ``.value`` returns, without the enum property's cost
 
 
 def _dataclass(value: Any) -> dict[str, Any]:
@@ -416,6 +423,79 @@ def _dataclass(value: Any) -> dict[str, Any]:
     return out
 
 
+_TUPLE_OF = re.compile(r"tuple\[(\w+), \.\.\.\]")
+_OPTIONAL = re.compile(r"(\w+) \| None")
+
+
+def _value_code(name: str, annotation: str, ns: dict[str, Any]) -> str:
+    """Python text converting ``v.<name>``, specialised by its declared type; every
+    specialisation checks the exact class first and falls back to ``to_jsonable``."""
+    get = f"(x := v.{name})"
+    tuple_of = _TUPLE_OF.fullmatch(annotation)
+    optional = _OPTIONAL.fullmatch(annotation)
+    declared = optional.group(1) if optional else annotation
+    kind = globals().get(declared)
+    if tuple_of is not None:
+        item = globals().get(tuple_of.group(1))
+        if isinstance(item, type) and is_dataclass(item):
+            ns[f"_T_{name}"], ns[f"_c_{name}"] = item, _converter_of(item)
+            each = f"[_c_{name}(i) if i.__class__ is _T_{name} else _json(i) for i in x]"
+        elif tuple_of.group(1) == "str":
+            each = "[i if i.__class__ is _str else _json(i) for i in x]"
+        else:
+            return f"_json(v.{name})"
+        return f"({each} if {get}.__class__ is _tuple else _json(x))"
+    none_first = f"None if {get} is None else " if optional else ""
+    x = "x" if optional else get
+    if declared == "str":
+        return f"({none_first}x if {x}.__class__ is _str else _json(x))"
+    if declared == "datetime":
+        return f"({none_first}_iso(x) if {x}.__class__ is _datetime_cls else _json(x))"
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        ns[f"_T_{name}"] = kind
+        return f"({none_first}x._value_ if {x}.__class__ is _T_{name} else _json(x))"
+    if isinstance(kind, type) and is_dataclass(kind):
+        ns[f"_T_{name}"], ns[f"_c_{name}"] = kind, _converter_of(kind)
+        return f"({none_first}_c_{name}(x) if {x}.__class__ is _T_{name} else _json(x))"
+    return f"(x if {get}.__class__ is _str else _json(x))"
+
+
+def _dataclass_converter(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """``_dataclass`` for exactly this class, generated once from its plan and declared
+    types: one function with the attributes spelt out, no loop over the plan, no
+    ``getattr`` and no dispatch for values of the declared type."""
+    declared = {f.name: str(f.type) for f in fields(cls)}
+    namespace: dict[str, Any] = {
+        "_str": str, "_tuple": tuple, "_json": to_jsonable, "_iso": _iso,
+        "_datetime_cls": datetime,
+    }
+    lines = ["def convert(v):", "    out = {"]
+    started = False
+    for name, key, flattened in _plan(cls):
+        value = _value_code(name, declared[name], namespace)
+        if flattened:
+            lines.append("    }" if not started else "")
+            lines.append(f"    out.update(_json(v.{name}))")
+            started = True
+        elif not started:
+            lines.append(f"        {key!r}: {value},")
+        else:
+            lines.append(f"    out[{key!r}] = {value}")
+    if not started:
+        lines.append("    }")
+    lines.append("    return out")
+    exec("\n".join(line for line in lines if line), namespace)  # our own text, from our types
+    convert: Callable[[Any], dict[str, Any]] = namespace["convert"]
+    return convert
+
+
+def _converter_of(cls: type) -> Callable[[Any], Any]:
+    convert = _CONVERTERS.get(cls)
+    if convert is None:
+        convert = _CONVERTERS[cls] = _converter(cls)
+    return convert
+
+
 def _converter(cls: type) -> Callable[[Any], Any]:
     """How to convert every value of exactly this type (what ``_generic`` would do)."""
     if cls in (type(None), bool, int, float, str):
@@ -424,8 +504,10 @@ def _converter(cls: type) -> Callable[[Any], Any]:
         return _enum
     if cls in (tuple, list):
         return _sequence
+    if issubclass(cls, datetime):
+        return _datetime
     if is_dataclass(cls):
-        return _dataclass
+        return _dataclass_converter(cls)
     return _generic
 
 

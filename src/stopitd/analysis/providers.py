@@ -1,8 +1,10 @@
 """Built-in provider profiles (google, microsoft, yahoo, apple): what their hops look like.
 
-A profile lists the host-name suffixes of the provider's mail servers, the networks they
-send from (and the internal ones their own hops carry), and the authserv-ids of the
-Authentication-Results they stamp. The walk uses a profile two ways: when our own mailbox
+This is the one provider table: a profile lists the host-name suffixes of the provider's
+mail servers, the networks they send from (and the internal ones their own hops carry)
+for the trust walk, and for the recorded authentication results (``authserv.py``) the
+authserv-ids its receivers stamp, whether they stamp without any id, and the hosts whose
+X-Forefront-Antispam-Report stamps are read. The walk uses a profile two ways: when our own mailbox
 sits at the provider (the top receiver is theirs), the provider's hops are trusted like
 our own; when the provider handed the message to us, its hops one level deeper are read
 as provider-attested. Ranges are the providers' published outbound ranges (SPF records,
@@ -23,20 +25,36 @@ class Provider:
     abuse_domain: str  # the domain whose abuse desk answers for the provider
     host_suffixes: tuple[str, ...]
     networks: tuple[Network, ...]
-    authserv_suffixes: tuple[str, ...]
+    # authserv-ids its receivers write in Authentication-Results, ARC-Authentication-Results
+    # and Received-SPF; an entry starting with "." matches that suffix (Yahoo stamps with
+    # the name of the host that received, under mail.yahoo.com)
+    authserv_ids: tuple[str, ...]
     webmail_hides_client: bool = True  # consumer webmail does not record the client IP
+    # writes Authentication-Results with no authserv-id at all (believed by position only)
+    stamps_without_id: bool = False
+    # hosts ("." suffixes) that, having received the boundary hop, make its
+    # X-Forefront-Antispam-Report believed wherever it sits; () when it writes none
+    forefront_hosts: tuple[str, ...] = ()
 
 
 def _p(
-    name: str, abuse: str, hosts: str, nets: str, authserv: str, hides: bool = True
+    name: str,
+    abuse: str,
+    hosts: str,
+    nets: str,
+    authserv: str,
+    *,
+    without_id: bool = False,
+    forefront: str = "",
 ) -> Provider:
     return Provider(
         name=name,
         abuse_domain=abuse,
         host_suffixes=tuple(hosts.split()),
         networks=ipaddr.networks(nets.split()),
-        authserv_suffixes=tuple(authserv.split()),
-        webmail_hides_client=hides,
+        authserv_ids=tuple(authserv.split()),
+        stamps_without_id=without_id,
+        forefront_hosts=tuple(forefront.split()),
     )
 
 
@@ -63,7 +81,12 @@ PROFILES: dict[str, Provider] = {
             "40.92.0.0/15 40.107.0.0/16 52.100.0.0/14 104.47.0.0/17 65.54.0.0/16 "
             "65.55.0.0/16 157.55.0.0/16 207.46.0.0/16 2a01:111:f400::/48 2a01:111:f403::/48 "
             "2603:1000::/24",  # Exchange Online's internal IPv6 hops
-            "protection.outlook.com outlook.com hotmail.com",
+            "mx.microsoft.com microsoft.com protection.outlook.com .protection.outlook.com",
+            # Exchange Online reorders headers (its X- stamps usually sit below every
+            # Received header) and its header firewall strips X-Forefront-* arriving from
+            # outside
+            without_id=True,
+            forefront=".protection.outlook.com .outlook.com .outlook.office365.com",
         ),
         _p(
             "yahoo",
@@ -72,14 +95,15 @@ PROFILES: dict[str, Provider] = {
             "66.163.160.0/19 66.196.64.0/18 67.195.0.0/16 68.142.192.0/18 74.6.0.0/16 "
             "77.238.176.0/20 87.248.96.0/19 98.136.0.0/14 106.10.128.0/17 124.108.96.0/19 "
             "188.125.64.0/19 212.82.96.0/19 216.252.96.0/19 2001:4998::/32",
-            "yahoo.com aol.com",
+            ".mail.yahoo.com yahoo.com .yahoo.com",
         ),
         _p(
             "apple",
             "apple.com",
             "icloud.com me.com mac.com apple.com",
             "17.0.0.0/8 2620:149::/32 2a01:b740::/32",
-            "icloud.com apple.com",
+            "dkim-verifier.icloud.com spf.icloud.com dmarc.icloud.com arc.icloud.com "
+            "bimi.icloud.com icloud.com",
         ),
     )
 }
@@ -110,7 +134,3 @@ def owns_host(provider: Provider, host: str) -> bool:
 
 def owns_ip(provider: Provider, ip: str) -> bool:
     return ipaddr.in_networks(ip, provider.networks)
-
-
-def authserv_trusted(provider: Provider, authserv_id: str) -> bool:
-    return host_in(authserv_id, provider.authserv_suffixes)

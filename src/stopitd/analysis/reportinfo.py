@@ -39,14 +39,16 @@ def report_info(
     findings: list[Finding],
     attachments: list[Attachment],
     key: KeyFields | None = None,
+    sha256: str = "",
 ) -> ReportInfo:
-    """The report's facts; ``key`` when its key fields were already read from ``fields``."""
+    """The report's facts; ``key`` when its key fields were already read from ``fields``,
+    ``sha256`` when the digest of ``raw`` was already taken."""
     return ReportInfo(
         fields=key if key is not None else key_fields(fields),
         findings=tuple(findings),
         attachments=tuple(attachments),
         auto_submitted=auto_submitted(fields),
         in_reply_to=in_reply_to(fields),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        sha256=sha256 or hashlib.sha256(raw).hexdigest(),
         size=len(raw),
     )

@@ -46,8 +46,52 @@ class ParsedHeader:
     version: str = ""
 
 
+_FLAT_COMMENT = re.compile(r"\(([^()]*)\)")
+
+
+def _flat_segments(value: str) -> list[Segment] | None:
+    """``segments`` of a value without quotes, backslashes, nested or unclosed comments
+    (what stamps look like), read with str methods; None for any other value."""
+    if '"' in value or "\\" in value:
+        return None
+    out: list[Segment] = []
+    text: list[str] = []
+    comments: list[str] = []
+    pos = 0
+    for m in _FLAT_COMMENT.finditer(value):
+        before = value[pos : m.start()]
+        if "(" in before:
+            return None
+        first, *others = before.split(";")
+        text.append(first)
+        for piece in others:
+            out.append(Segment(" ".join("".join(text).split()), tuple(comments)))
+            text, comments = [piece], []
+        comments.append(" ".join(m.group(1).split()))
+        text.append(" ")
+        pos = m.end()
+    rest = value[pos:]
+    if "(" in rest:
+        return None
+    first, *others = rest.split(";")
+    text.append(first)
+    for piece in others:
+        out.append(Segment(" ".join("".join(text).split()), tuple(comments)))
+        text, comments = [piece], []
+    out.append(Segment(" ".join("".join(text).split()), tuple(comments)))
+    return out
+
+
 def segments(value: str) -> list[Segment]:
     """Split at top-level ``;`` and lift comments out (nested comments kept whole)."""
+    flat = _flat_segments(value)
+    if flat is not None:
+        return flat
+    return _segments(value)
+
+
+def _segments(value: str) -> list[Segment]:
+    """``segments``' general reader: one character at a time."""
     out: list[Segment] = []
     text: list[str] = []
     comments: list[str] = []
@@ -101,6 +145,8 @@ def segments(value: str) -> list[Segment]:
 def tokens(text: str) -> list[str]:
     """Whitespace-separated tokens, ``a = b`` joined to ``a=b``, quoted strings kept whole."""
     joined = _SPACED_EQUALS.sub("=", text)
+    if '"' not in joined:
+        return joined.split()  # str.split splits where str.isspace says, as below
     out: list[str] = []
     current: list[str] = []
     quoted = False

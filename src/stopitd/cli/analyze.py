@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -22,6 +21,7 @@ from stopitd.analysis.model import (
     Severity,
     analysis_to_json,
 )
+from stopitd.analysis.policy import Policy
 from stopitd.cli.common import config_option, state
 from stopitd.config import Settings
 from stopitd.render.analysis import render_analysis
@@ -34,13 +34,31 @@ def _unreadable(path: str, reason: str) -> Analysis:
     )
 
 
-def analyze_file(path: str, settings: Settings, *, as_original: bool, dns: bool) -> Analysis:
-    """One file to one Analysis; never raises for a bad file (the batch goes on)."""
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def analyze_file(
+    path: str,
+    settings: Settings,
+    *,
+    as_original: bool,
+    dns: bool,
+    policy: Policy | None = None,
+) -> Analysis:
+    """One file to one Analysis; never raises for a bad file (the batch goes on).
+
+    ``policy`` is ``settings.policy()``, passed in by a caller that analyses many files.
+    """
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        raw = _read(path)
     except OSError as e:
         return _unreadable(path, e.strerror or str(e))
-    policy = settings.policy()
+    if policy is None:
+        policy = settings.policy()
     try:
         result = run_analysis(raw, Envelope(), policy, as_original=as_original)
     except Exception as e:  # a bug in the analysis must not stop the batch
@@ -71,12 +89,15 @@ def analyze(
     settings = st.settings() if st.config_path or _has_config() else Settings()
     dns = settings.dns.enabled and not no_dns
     console = Console()
+    policy = settings.policy()
     for path in files:
-        result = analyze_file(path, settings, as_original=as_original, dns=dns)
+        result = analyze_file(path, settings, as_original=as_original, dns=dns, policy=policy)
         if as_json:
             data: dict[str, Any] = {"file": path}
             data.update(analysis_to_json(result))
-            click.echo(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+            # one write per line, no flush: click.echo's per-call checks cost more than a
+            # whole small analysis
+            sys.stdout.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
         else:
             console.print(render_analysis(path, result))
 

@@ -1,0 +1,114 @@
+"""The IP readers' fast paths (plain dotted quads, integer ranges, no exceptions for host
+names) give what the ipaddress module's general reading gives."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stopitd.analysis import ipaddr
+from stopitd.analysis.model import IpClass
+
+
+def _reference_parse(text: str) -> ipaddr.Address | None:
+    s = ipaddr._strip(text)
+    if not s or len(s) > 45:
+        return None
+    try:
+        ip = ipaddress.ip_address(s)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+        if ip in ipaddr._NAT64:
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip
+
+
+def _reference_class(text: str) -> IpClass:
+    ip = _reference_parse(text)
+    if ip is None:
+        return IpClass.NONE
+    if ip.is_loopback:
+        return IpClass.LOOPBACK
+    if ip.is_link_local:
+        return IpClass.LINK_LOCAL
+    if isinstance(ip, ipaddress.IPv4Address):
+        if ip in ipaddr._CGNAT:
+            return IpClass.CGNAT
+        if any(ip in n for n in ipaddr._V4_PRIVATE):
+            return IpClass.PRIVATE
+        if any(ip in n for n in ipaddr._V4_RESERVED) or ip.is_unspecified:
+            return IpClass.RESERVED
+        return IpClass.PUBLIC
+    if ip in ipaddr._ULA:
+        return IpClass.ULA
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip in ipaddr._V6_DOC:
+        return IpClass.RESERVED
+    if ip.is_site_local:
+        return IpClass.PRIVATE
+    return IpClass.PUBLIC
+
+
+def _check(text: str) -> None:
+    ref = _reference_parse(text)
+    assert ipaddr.parse(text) == ref, text
+    assert ipaddr.normalise(text) == ("" if ref is None else str(ref)), text
+    assert ipaddr.classify(text) is _reference_class(text), text
+
+
+_EDGES = [0, 0x7F000001, 0xA9FE0101, 0x64400001, 0x0A000001, 0xAC100001, 0xC0A80101,
+          0xC0000201, 0xC6120001, 0xC6336401, 0xCB007101, 0xE0000001, 0xF0000001,
+          0xFFFFFFFF, 0x08080808, 0x64000000, 0x647FFFFF]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(
+    st.integers(min_value=0, max_value=2**32 - 1),
+    st.sampled_from(_EDGES).flatmap(
+        lambda e: st.integers(min_value=max(0, e - 300), max_value=min(2**32 - 1, e + 300))
+    ),
+))
+def test_dotted_quads_read_as_ipaddress_reads_them(value: int) -> None:
+    _check(str(ipaddress.IPv4Address(value)))
+
+
+_TEXT = st.lists(
+    st.sampled_from(["1", "25", "255", "256", "0", "01", ".", ":", "::", "[", "]", "ffff",
+                     "IPv6:", "%eth0", "a", "g", "mail", "-", " ", "١", "2002", "64:ff9b"]),
+    max_size=10,
+).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(_TEXT)
+def test_any_text_reads_as_ipaddress_reads_it(text: str) -> None:
+    _check(text)
+
+
+def test_written_forms() -> None:
+    for text in ("192.0.2.1", "[192.0.2.1]", "192.0.2.1:25", "IPv6:2001:db8::1", "::1",
+                 "::ffff:198.51.100.7", "64:ff9b::c000:201", "010.1.1.1", "mail.example.net",
+                 "2a00:1450:4864:20::52f", "fe80::1%eth0", "", "1.2.3"):
+        _check(text)
+
+
+_V6_EDGES = [0, 1, 2, 0xFE80 << 112, 0xFEC0 << 112, 0xFC00 << 112, 0xFF00 << 112,
+             0x20010DB8 << 96, 0x2002 << 112, 0x2A00 << 112, 0x0100 << 112, 0x4000 << 112,
+             0xE000 << 112, 0xFE00 << 112, 0xFFFF << 32, 0x0064FF9B << 96, 2**128 - 1]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(
+    st.integers(min_value=0, max_value=2**128 - 1),
+    st.sampled_from(_V6_EDGES).flatmap(
+        lambda e: st.integers(min_value=max(0, e - 2**20), max_value=min(2**128 - 1, e + 2**20))
+    ),
+))
+def test_ipv6_reads_and_classes_as_ipaddress_gives_them(value: int) -> None:
+    text = str(ipaddress.IPv6Address(value))
+    _check(text)
+    _check(f"[IPv6:{text}]")
