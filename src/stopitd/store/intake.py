@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stopitd.analysis.model import Analysis, Envelope
+from stopitd.analysis.model import Analysis, Envelope, analysis_to_json
 from stopitd.store.evidence import write_analysis
 from stopitd.store.fingerprints import IdentitySeen, dedupe_keys, identities
 from stopitd.store.schema import (
@@ -92,6 +92,7 @@ def _file(
     tag_prefix: str,
 ) -> int:
     now = datetime.now(UTC)
+    data = analysis_to_json(analysis)  # once: the report, its analysis row and originals
     keys = sorted({k for o in analysis.originals for k in dedupe_keys(o)})
     joined_by = "thread"
     target = _thread_target(session, analysis, raw, tag_prefix)
@@ -119,7 +120,7 @@ def _file(
         subject=analysis.report.fields.subject,
         message_id=analysis.report.fields.message_id,
         analyzer_version=analysis.analyzer_version,
-        analysis={},
+        analysis=data,
         created_at=now,
         joined_by=joined_by,
     )
@@ -131,7 +132,7 @@ def _file(
         session.flush()
     else:
         _insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case.id} for k in keys])
-    write_analysis(session, report, analysis, now=now)
+    write_analysis(session, report, analysis, now=now, data=data, first=True)
     if report.message_id:
         session.add(ThreadId(message_id=report.message_id, case_id=case.id, origin="report"))
     seen = sorted({i for o in analysis.originals for i in identities(o)})
@@ -262,7 +263,9 @@ def link_identities(session: Session, case_id: int, seen: list[IdentitySeen]) ->
         (kind, value): ident_id
         for ident_id, kind, value in session.execute(
             select(Identity.id, Identity.kind, Identity.value).where(
-                Identity.value.in_({i.value for i in seen})
+                # both columns: the (kind, value) unique index serves it (value alone scans)
+                Identity.kind.in_(sorted({i.kind for i in seen})),
+                Identity.value.in_(sorted({i.value for i in seen})),
             )
         )
     }
