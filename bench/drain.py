@@ -85,7 +85,7 @@ def drain_in_process(cfg: Settings, profile: Path | None) -> float:
 
     logs.setup(cfg.log, process="worker")
     spool = Spool(cfg.spool.path)
-    engine = db.make_engine(cfg.database.url)
+    engine = db.make_engine(cfg.database.url, writer=True)
     worker = Worker(
         spool,
         db.make_sessionmaker(engine),

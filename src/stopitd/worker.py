@@ -486,7 +486,7 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
         recovered = spool.recover(settings.worker.max_attempts)
         if recovered.requeued or recovered.failed:
             log.warning("spool_recovered", requeued=recovered.requeued, failed=recovered.failed)
-        engine = db.make_engine(settings.database.url)
+        engine = db.make_engine(settings.database.url, writer=True)
         sessions = db.make_sessionmaker(engine)
         sender_wake, sender_stop = threading.Event(), threading.Event()
         sender = threading.Thread(
