@@ -150,7 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--shape", choices=("bench", "mixed"), default="mixed")
-    parser.add_argument("--profile", type=Path, nargs="?", const=Path("bench/out/drain-profile.txt"))
+    parser.add_argument(
+        "--profile", type=Path, nargs="?", const=Path("bench/out/drain-profile.txt")
+    )
     parser.add_argument("--in-process", action="store_true", help="no worker process")
     parser.add_argument("--keep", action="store_true", help="keep the folder (spool, db)")
     args = parser.parse_args()

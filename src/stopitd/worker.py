@@ -419,12 +419,12 @@ class Worker:
             if not names:
                 signals.wait(poll, wakeable=True)
                 continue
-            if self._drain(names, signals) is Outcome.STORE_DOWN:
+            if self.drain(names, signals) is Outcome.STORE_DOWN:
                 assert self.outage is not None
                 # not woken by new mail while backing off: that is the point
                 signals.wait(self.outage.delay, wakeable=False)
 
-    def _drain(self, names: list[str], signals: Signals) -> Outcome | None:
+    def drain(self, names: list[str], signals: Signals) -> Outcome | None:
         """Process the listed entries in batches; stop early when the store is down.
 
         An entry that failed before (an attempt count in its name, also every entry that
