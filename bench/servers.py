@@ -144,6 +144,9 @@ def stopitd_config(workdir: Path, port: int, max_message_size: int) -> Path:
         'report_addresses = ["stopit@localhost"]\n'
         f"max_message_size = {max_message_size}\n"
         'hostname = "bench.localhost"\n'
+        # every load comes from 127.0.0.1: the per-address cap (10) would refuse the
+        # 50-session burst with 421, as it would for a real MTA
+        "max_connections_per_ip = 200\n"
         "[spool]\n"
         'path = "spool"\n'
         "[database]\n"
