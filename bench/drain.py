@@ -20,6 +20,7 @@ import argparse
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -143,6 +144,8 @@ def drain_in_worker_process(cfg: Settings) -> float:
     elapsed = time.perf_counter() - started
     writer.close()
     proc.join(60)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"worker CPU time: {usage.ru_utime + usage.ru_stime:.2f} s (user + system)")
     return elapsed
 
 
