@@ -339,6 +339,28 @@ def test_a_big_report_closes_the_batch(
     assert len(spool_ids_in_store(sqlite_url)) == 7
 
 
+def test_a_slow_batch_is_closed_after_its_time(
+    spool: Spool, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stopitd import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "BATCH_MAX_SECONDS", 0.0)  # every entry is "slow"
+    for n in range(3):
+        spool.put(report_message(65 + n), ENVELOPE)
+    commits = 0
+    worker = batch_worker(spool, sqlite_url)
+    from sqlalchemy import event
+
+    def count(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    worker.drain(spool.pending(), EventSignals())
+    assert commits == 3
+    assert len(spool_ids_in_store(sqlite_url)) == 3
+
+
 def run_crashing_worker(spool: Spool, url: str, spec: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tests.store.crashing_worker", str(spool.root), url, spec],

@@ -18,11 +18,12 @@ a shared lock, and a worker killed while holding it would block the listener's n
 memory, so a crash of either process loses nothing.
 
 Batches: the entries waiting in ``new/`` are claimed and analysed one after the other and
-saved together, up to ``BATCH_MAX_ENTRIES`` (and ``BATCH_MAX_BYTES`` of raw mail) per
-transaction; they are unlinked only after that transaction commits. A crash before the
-commit leaves all of them in ``cur/``, and the next start re-queues them (one attempt
-more each); an entry that carries an attempt count is then filed alone, so an entry that
-kills the worker every time reaches ``failed/`` by itself. See ``save_batch`` for errors.
+saved together, up to ``BATCH_MAX_ENTRIES`` (``BATCH_MAX_BYTES`` of raw mail,
+``BATCH_MAX_SECONDS`` since the first claim) per transaction; they are unlinked only
+after that transaction commits. A crash before the commit leaves all of them in
+``cur/``, and the next start re-queues them (one attempt more each); an entry that
+carries an attempt count is then filed alone, so an entry that kills the worker every
+time reaches ``failed/`` by itself. See ``save_batch`` for errors.
 
 Failure classes: a store that is down (``OperationalError``, ``InterfaceError``, or a
 ``DBAPIError`` whose connection was invalidated; or a schema that is behind) keeps the
@@ -71,6 +72,9 @@ WORKER_NICE = 10
 # and no more raw bytes than this held in memory at once (one big report is a batch alone).
 BATCH_MAX_ENTRIES = 32
 BATCH_MAX_BYTES = 8 * 1024 * 1024
+# ... and no longer than this between the first claim and the commit (DNS checks can make
+# one entry slow: the entries already analysed should not wait for many of those).
+BATCH_MAX_SECONDS = 1.0
 
 
 class Outcome(StrEnum):
@@ -433,6 +437,7 @@ class Worker:
         """
         batch: list[Prepared] = []
         size = 0
+        opened = 0.0
         for name in names:
             if signals.stopping():
                 break
@@ -444,12 +449,18 @@ class Worker:
                 if self.process(name) is Outcome.STORE_DOWN:
                     return Outcome.STORE_DOWN
                 continue
+            if not batch:
+                opened = time.monotonic()
             prepared = self._prepare(name)
             if isinstance(prepared, Outcome):
                 continue
             batch.append(prepared)
             size += len(prepared.raw)
-            if len(batch) >= BATCH_MAX_ENTRIES or size >= BATCH_MAX_BYTES:
+            if (
+                len(batch) >= BATCH_MAX_ENTRIES
+                or size >= BATCH_MAX_BYTES
+                or time.monotonic() - opened >= BATCH_MAX_SECONDS
+            ):
                 if self.save_batch(batch) is Outcome.STORE_DOWN:
                     return Outcome.STORE_DOWN
                 batch, size = [], 0

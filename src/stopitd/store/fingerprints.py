@@ -140,7 +140,7 @@ def dedupe_keys(original: Original) -> list[str]:
 
 
 _BODY_CACHE: dict[str, str] = {}
-_BODY_CACHE_ENTRIES = 256
+_BODY_CACHE_ENTRIES = 64
 _BODY_CACHE_MAX = 64 * 1024  # bytes of text kept per entry
 
 
