@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,8 +23,12 @@ from stopitd.spool import Spool
 from stopitd.store import cases, db
 from stopitd.store.schema import Report
 from stopitd.worker import EventSignals, Outcome, PipeSignals, Worker, is_store_down
+from stopitd.worker import main as worker_main
+from tests.conftest import ROOT
 from tests.daemon_helpers import report_message, wait_until
 from tests.pg import PgServer
+from tests.store import crashing_worker
+from tests.store.crashing_worker import CRASH_EXIT
 
 ENVELOPE = Envelope(
     mail_from="victim@example.edu",
@@ -226,3 +233,225 @@ def test_store_down_classification() -> None:
     assert is_store_down(invalidated)
     assert not is_store_down(exc.IntegrityError("INSERT", {}, Exception("dup")))
     assert not is_store_down(ValueError("bug"))
+
+
+# --- batches --------------------------------------------------------------------------------
+
+
+def spool_ids_in_store(url: str) -> list[str]:
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.scalars(select(Report.spool_id)))
+    finally:
+        engine.dispose()
+
+
+def batch_worker(spool: Spool, url: str, **kw: Any) -> Worker:
+    """A worker on the writer engine, as the daemon's worker process makes it."""
+    engine = db.make_engine(url, writer=True)
+    return Worker(
+        spool,
+        db.make_sessionmaker(engine),
+        kw.pop("settings", settings()),
+        save_report=kw.pop("save_report", cases.save_report),
+        check_schema=lambda: db.check_current(engine),
+    )
+
+
+def test_a_batch_is_saved_in_one_transaction(spool: Spool, store_url: str) -> None:
+    ids = [spool.put(report_message(30 + n), ENVELOPE) for n in range(6)]
+    commits = 0
+    worker = batch_worker(spool, store_url)
+    from sqlalchemy import event
+
+    engine = worker.sessionmaker.kw["bind"]  # type: ignore[attr-defined]
+
+    def count(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(engine, "commit", count)
+    with capture_logs() as logs:
+        worker.drain(spool.pending(), EventSignals())
+    assert commits == 1
+    assert spool_ids_in_store(store_url) == sorted(ids)
+    assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
+    assert [e["spool_id"] for e in logs if e["event"] == "report_saved"] == ids
+
+
+def test_a_poisoned_entry_in_a_batch_fails_alone(spool: Spool, store_url: str) -> None:
+    ids = [spool.put(report_message(40 + n), ENVELOPE) for n in range(5)]
+    poisoned = ids[2]
+
+    def save_unless_poisoned(session: Any, **kw: Any) -> int:
+        if kw["spool_id"] == poisoned:
+            raise ValueError("a bug this report triggers")
+        return cases.save_report(session, **kw)
+
+    worker = batch_worker(spool, store_url, save_report=save_unless_poisoned)
+    with capture_logs() as logs:
+        worker.drain(spool.pending(), EventSignals())
+    # the neighbours are filed, once each; only the bad entry counts an attempt
+    assert spool_ids_in_store(store_url) == sorted(set(ids) - {poisoned})
+    assert spool.pending() == [f"{poisoned}.1"]
+    events = [e["event"] for e in logs]
+    assert events.count("batch_split") == 1 and events.count("entry_attempt_failed") == 1
+    assert events.count("report_saved") == 4
+    # its retries are alone (never again in a batch) until the cap moves it to failed/
+    for _ in range(2):
+        worker.drain(spool.pending(), EventSignals())
+    status = spool.status()
+    assert (status.new, status.cur, status.failed) == (0, 0, 1)
+    assert status.failed_entries[0].id == poisoned
+    assert "ValueError: a bug this report triggers" in status.failed_entries[0].reason
+    assert len(spool_ids_in_store(store_url)) == 4
+
+
+def test_store_down_puts_the_whole_batch_back_without_attempts(spool: Spool) -> None:
+    down_url = "postgresql+psycopg://postgres@/stopitd?host=/nonexistent-socket-dir"
+    ids = [spool.put(report_message(50 + n), ENVELOPE) for n in range(4)]
+    worker = batch_worker(spool, down_url)
+    assert worker.drain(spool.pending(), EventSignals()) is Outcome.STORE_DOWN
+    assert spool.pending() == sorted(ids)  # same names: no attempt counted
+    assert os.listdir(spool.cur) == []
+
+
+def test_a_big_report_closes_the_batch(
+    spool: Spool, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stopitd import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "BATCH_MAX_BYTES", 3 * len(report_message(60)))
+    for n in range(7):
+        spool.put(report_message(60 + n), ENVELOPE)
+    commits = 0
+    worker = batch_worker(spool, sqlite_url)
+    from sqlalchemy import event
+
+    def count(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    worker.drain(spool.pending(), EventSignals())
+    assert commits == 3  # 3 + 3 + 1 entries
+    assert len(spool_ids_in_store(sqlite_url)) == 7
+
+
+def test_a_slow_batch_is_closed_after_its_time(
+    spool: Spool, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stopitd import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "BATCH_MAX_SECONDS", 0.0)  # every entry is "slow"
+    for n in range(3):
+        spool.put(report_message(65 + n), ENVELOPE)
+    commits = 0
+    worker = batch_worker(spool, sqlite_url)
+    from sqlalchemy import event
+
+    def count(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    worker.drain(spool.pending(), EventSignals())
+    assert commits == 3
+    assert len(spool_ids_in_store(sqlite_url)) == 3
+
+
+def run_crashing_worker(spool: Spool, url: str, spec: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.store.crashing_worker", str(spool.root), url, spec],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_a_crash_mid_batch_requeues_every_uncommitted_entry(spool: Spool, store_url: str) -> None:
+    ids = [spool.put(report_message(70 + n), ENVELOPE) for n in range(6)]
+    crashed = run_crashing_worker(spool, store_url, "after:3")
+    assert crashed.returncode == CRASH_EXIT, crashed.stderr
+    # three reports were written into the open transaction: none of them is committed,
+    # and every entry of the batch is still there (claimed, in cur/)
+    assert spool_ids_in_store(store_url) == []
+    assert sorted(os.listdir(spool.cur)) == sorted(ids)
+    # the next worker re-queues them (one attempt each) and files each exactly once
+    done = run_crashing_worker(spool, store_url, "after:1000")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"requeued": 6, "failed": 0}
+    assert spool_ids_in_store(store_url) == sorted(ids)
+    status = spool.status()
+    assert (status.new, status.cur, status.failed) == (0, 0, 0)
+
+
+def test_an_entry_that_kills_the_worker_reaches_failed_alone(spool: Spool, sqlite_url: str) -> None:
+    ids = [spool.put(report_message(80 + n), ENVELOPE) for n in range(5)]
+    killer = ids[1]
+    runs = [run_crashing_worker(spool, sqlite_url, f"on:{killer}") for _ in range(4)]
+    assert [r.returncode for r in runs[:3]] == [CRASH_EXIT] * 3, runs[-1].stderr
+    # the first crash took the whole batch down; after that the interrupted entries are
+    # filed alone, so only the killer keeps dying and reaches the cap
+    assert runs[3].returncode == 0, runs[3].stderr
+    assert spool_ids_in_store(sqlite_url) == sorted(set(ids) - {killer})
+    status = spool.status()
+    assert (status.new, status.cur, status.failed) == (0, 0, 1)
+    assert status.failed_entries[0].id == killer
+    assert status.failed_entries[0].attempts == crashing_worker.MAX_ATTEMPTS
+    assert "interrupted 3 times" in status.failed_entries[0].reason
+
+
+def test_the_worker_process_recovers_a_crashed_batch(spool: Spool, sqlite_url: str) -> None:
+    """The daemon's worker process (``worker.main``) re-queues and files a crashed batch."""
+    ids = [spool.put(report_message(90 + n), ENVELOPE) for n in range(4)]
+    assert run_crashing_worker(spool, sqlite_url, "after:2").returncode == CRASH_EXIT
+    cfg = parse(
+        {
+            "spool": {"path": str(spool.root)},
+            "database": {"url": sqlite_url},
+            "worker": {"max_attempts": 3, "poll_interval": 0.05},
+            "dns": {"enabled": False},
+            "log": {"level": "warning"},
+        },
+        None,
+    )
+    ctx = multiprocessing.get_context("spawn")
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=worker_main, args=(cfg, reader, os.getpid()))
+    proc.start()
+    reader.close()
+    try:
+        wait_until(lambda: len(spool_ids_in_store(sqlite_url)) == 4, 120, "four reports")
+    finally:
+        writer.close()  # EOF: the worker stops after its current batch
+        proc.join(60)
+    assert proc.exitcode == 0
+    assert spool_ids_in_store(sqlite_url) == sorted(ids)
+    status = spool.status()
+    assert (status.new, status.cur, status.failed) == (0, 0, 0)
+
+
+def test_the_writer_engine_makes_a_batch_one_durable_transaction(tmp_path: Path) -> None:
+    """pysqlite alone would commit at each savepoint's RELEASE; the writer engine must not,
+    and its commits are fsynced (synchronous=FULL: the spool entries go after them)."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    engine = db.make_engine(url, writer=True)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        with pytest.raises(RuntimeError), Session(engine) as session, session.begin():
+            session.execute(text("SELECT count(*) FROM t"))
+            with session.begin_nested():
+                session.execute(text("INSERT INTO t VALUES (1)"))
+            raise RuntimeError("the batch fails after the first report")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    finally:
+        engine.dispose()

@@ -1,4 +1,4 @@
-"""The worker: spool entry -> analysis -> case store, one entry at a time, crash-safe.
+"""The worker: spool entries -> analysis -> case store, in small batches, crash-safe.
 
 Process layout (see also ``daemon.py``): the daemon's main process runs only the asyncio
 SMTP listener (plus a thread pool for the spool's fsyncs); the worker runs in a *separate
@@ -12,10 +12,18 @@ so that when the cores are contended, taking mail in wins over filing it.
 The listener wakes the worker after each spooled message by writing a byte into a pipe
 (non-blocking: a full pipe already means "wake up"); ``worker.poll_interval`` is the
 fallback (entries put back by ``stopitd spool retry``). Closing the pipe asks the worker to
-stop after its current entry. A pipe rather than a ``multiprocessing.Event``: an Event is
+stop after its current batch. A pipe rather than a ``multiprocessing.Event``: an Event is
 a shared lock, and a worker killed while holding it would block the listener's next
 ``set()`` forever. The spool is the only channel for data: nothing is handed over in
 memory, so a crash of either process loses nothing.
+
+Batches: the entries waiting in ``new/`` are claimed and analysed one after the other and
+saved together, up to ``BATCH_MAX_ENTRIES`` (``BATCH_MAX_BYTES`` of raw mail,
+``BATCH_MAX_SECONDS`` since the first claim) per transaction; they are unlinked only
+after that transaction commits. A crash before the commit leaves all of them in
+``cur/``, and the next start re-queues them (one attempt more each); an entry that
+carries an attempt count is then filed alone, so an entry that kills the worker every
+time reaches ``failed/`` by itself. See ``save_batch`` for errors.
 
 Failure classes: a store that is down (``OperationalError``, ``InterfaceError``, or a
 ``DBAPIError`` whose connection was invalidated; or a schema that is behind) keeps the
@@ -52,13 +60,21 @@ from stopitd.analysis import analyze, conclude
 from stopitd.analysis.model import Analysis, Envelope, Evidence
 from stopitd.config import Settings
 from stopitd.errors import SchemaBehindError, SpoolError
-from stopitd.spool import WORKER_LOCK, Entry, Spool
+from stopitd.spool import WORKER_LOCK, Entry, Spool, parse_name
 
 log = structlog.get_logger("stopitd.worker")
 
 # The worker runs at a lower CPU priority than the listener: during a flood the two cores
 # go to taking mail in first (the spool absorbs the backlog), filing it second.
 WORKER_NICE = 10
+
+# Several entries share one transaction (one commit, one WAL fsync): at most this many,
+# and no more raw bytes than this held in memory at once (one big report is a batch alone).
+BATCH_MAX_ENTRIES = 32
+BATCH_MAX_BYTES = 8 * 1024 * 1024
+# ... and no longer than this between the first claim and the commit (DNS checks can make
+# one entry slow: the entries already analysed should not wait for many of those).
+BATCH_MAX_SECONDS = 1.0
 
 
 class Outcome(StrEnum):
@@ -191,6 +207,16 @@ def analyse(raw: bytes, envelope: Envelope, settings: Settings) -> Analysis:
     return conclude(analysis, evidence, policy)
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A claimed entry, read and analysed, waiting to be saved."""
+
+    entry: Entry
+    envelope: Envelope
+    raw: bytes
+    analysis: Analysis
+
+
 @dataclass
 class Outage:
     since: float
@@ -226,6 +252,14 @@ class Worker:
     # --- one entry -------------------------------------------------------------------------
 
     def process(self, name: str) -> Outcome:
+        """Claim, analyse and save one entry in a transaction of its own."""
+        prepared = self._prepare(name)
+        if isinstance(prepared, Outcome):
+            return prepared
+        return self._save_alone(prepared)
+
+    def _prepare(self, name: str) -> Prepared | Outcome:
+        """Claim and read an entry and analyse it: everything before the store."""
         entry = self.spool.claim(name)
         if entry is None:
             return Outcome.GONE
@@ -239,47 +273,102 @@ class Worker:
             analysis = analyse(raw, envelope, self.settings)
         except Exception as e:
             return self._failed(entry, "analysis failed", e)
+        return Prepared(entry, envelope, raw, analysis)
+
+    def _save(self, session: Session, item: Prepared) -> int:
+        """The report and what it calls for (outbound), in the caller's transaction."""
+        case_id = self.save_report(
+            session,
+            spool_id=item.entry.id,
+            envelope=item.envelope,
+            raw=item.raw,
+            analysis=item.analysis,
+            tag_prefix=self.settings.reply.tag_prefix,
+        )
+        if self.after_save is not None:
+            self.after_save(
+                session,
+                case_id=case_id,
+                spool_id=item.entry.id,
+                raw=item.raw,
+                analysis=item.analysis,
+                envelope=item.envelope,
+                settings=self.settings,
+            )
+        return case_id
+
+    def _check_schema(self) -> None:
+        if not self.schema_ok:
+            self.check_schema()
+            self.schema_ok = True
+
+    def _save_alone(self, item: Prepared) -> Outcome:
         try:
-            if not self.schema_ok:
-                self.check_schema()
-                self.schema_ok = True
+            self._check_schema()
             with self.sessionmaker() as session, session.begin():
-                case_id = self.save_report(
-                    session,
-                    spool_id=entry.id,
-                    envelope=envelope,
-                    raw=raw,
-                    analysis=analysis,
-                    tag_prefix=self.settings.reply.tag_prefix,
-                )
-                if self.after_save is not None:
-                    self.after_save(
-                        session,
-                        case_id=case_id,
-                        spool_id=entry.id,
-                        raw=raw,
-                        analysis=analysis,
-                        envelope=envelope,
-                        settings=self.settings,
-                    )
+                case_id = self._save(session, item)
         except Exception as e:
             if is_store_down(e):
-                self.spool.release(entry)
+                self.spool.release(item.entry)
                 self._store_down(e)
                 return Outcome.STORE_DOWN
-            return self._failed(entry, "saving failed", e)
-        self.spool.finish(entry)
+            return self._failed(item.entry, "saving failed", e)
+        self._saved([(item, case_id)])
+        return Outcome.SAVED
+
+    # --- a batch of entries ------------------------------------------------------------------
+
+    def save_batch(self, batch: list[Prepared]) -> Outcome:
+        """Save prepared entries in ONE transaction; unlink them only after its commit.
+
+        One commit (one WAL fsync on SQLite) for the whole batch instead of one per
+        report. A store that is down puts every entry back. Any other error rolls the
+        whole batch back and saves its entries one by one, so that only the bad entry
+        counts an attempt and its neighbours are filed as if it had never been there.
+        """
+        if not batch:
+            return Outcome.SAVED
+        if len(batch) == 1:
+            return self._save_alone(batch[0])
+        try:
+            self._check_schema()
+            with self.sessionmaker() as session, session.begin():
+                saved = [(item, self._save(session, item)) for item in batch]
+        except Exception as e:
+            if is_store_down(e):
+                for item in batch:
+                    self.spool.release(item.entry)
+                self._store_down(e)
+                return Outcome.STORE_DOWN
+            log.warning("batch_split", entries=len(batch), error=describe(e))
+            return self._save_one_by_one(batch)
+        self._saved(saved)
+        return Outcome.SAVED
+
+    def _save_one_by_one(self, batch: list[Prepared]) -> Outcome:
+        for n, item in enumerate(batch):
+            if self._save_alone(item) is Outcome.STORE_DOWN:
+                for rest in batch[n + 1 :]:
+                    self.spool.release(rest.entry)
+                return Outcome.STORE_DOWN
+        return Outcome.SAVED
+
+    def _saved(self, saved: list[tuple[Prepared, int]]) -> None:
+        """After the commit: the entries may go (a crash before this repeats an idempotent
+        save of each, never loses one)."""
+        for item, _case_id in saved:
+            self.spool.finish(item.entry)
         if self.after_commit is not None:
             self.after_commit()
         self._store_up()
-        log.info(
-            "report_saved",
-            spool_id=entry.id,
-            case_id=case_id,
-            originals=len(analysis.originals),
-            size=len(raw),
-        )
-        return Outcome.SAVED
+        for item, case_id in saved:
+            log.info(
+                "report_saved",
+                spool_id=item.entry.id,
+                case_id=case_id,
+                originals=len(item.analysis.originals),
+                size=len(item.raw),
+            )
 
     def _failed(self, entry: Entry, what: str, error: Exception) -> Outcome:
         summary = f"{what}: {describe(error)}"
@@ -334,14 +423,48 @@ class Worker:
             if not names:
                 signals.wait(poll, wakeable=True)
                 continue
-            for name in names:
-                if signals.stopping():
-                    return
+            if self.drain(names, signals) is Outcome.STORE_DOWN:
+                assert self.outage is not None
+                # not woken by new mail while backing off: that is the point
+                signals.wait(self.outage.delay, wakeable=False)
+
+    def drain(self, names: list[str], signals: Signals) -> Outcome | None:
+        """Process the listed entries in batches; stop early when the store is down.
+
+        An entry that failed before (an attempt count in its name, also every entry that
+        a crash interrupted) is filed alone: were it the cause of the crash, batching it
+        again would count an attempt against its innocent neighbours each time.
+        """
+        batch: list[Prepared] = []
+        size = 0
+        opened = 0.0
+        for name in names:
+            if signals.stopping():
+                break
+            parsed = parse_name(name)
+            if parsed is not None and parsed[1] > 0:
+                if self.save_batch(batch) is Outcome.STORE_DOWN:
+                    return Outcome.STORE_DOWN
+                batch, size = [], 0
                 if self.process(name) is Outcome.STORE_DOWN:
-                    assert self.outage is not None
-                    # not woken by new mail while backing off: that is the point
-                    signals.wait(self.outage.delay, wakeable=False)
-                    break
+                    return Outcome.STORE_DOWN
+                continue
+            if not batch:
+                opened = time.monotonic()
+            prepared = self._prepare(name)
+            if isinstance(prepared, Outcome):
+                continue
+            batch.append(prepared)
+            size += len(prepared.raw)
+            if (
+                len(batch) >= BATCH_MAX_ENTRIES
+                or size >= BATCH_MAX_BYTES
+                or time.monotonic() - opened >= BATCH_MAX_SECONDS
+            ):
+                if self.save_batch(batch) is Outcome.STORE_DOWN:
+                    return Outcome.STORE_DOWN
+                batch, size = [], 0
+        return self.save_batch(batch)  # what is prepared is saved, even when stopping
 
 
 # --- the worker process ------------------------------------------------------------------------
@@ -374,7 +497,7 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
         recovered = spool.recover(settings.worker.max_attempts)
         if recovered.requeued or recovered.failed:
             log.warning("spool_recovered", requeued=recovered.requeued, failed=recovered.failed)
-        engine = db.make_engine(settings.database.url)
+        engine = db.make_engine(settings.database.url, writer=True)
         sessions = db.make_sessionmaker(engine)
         sender_wake, sender_stop = threading.Event(), threading.Event()
         sender = threading.Thread(

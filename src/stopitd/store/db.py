@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,16 +29,41 @@ def migrations_dir() -> Path:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """WAL with ``synchronous=FULL``: every commit fsyncs the WAL before it returns.
+
+    The worker unlinks a spool entry as soon as the transaction that saved it commits, so
+    that commit must survive a power cut. ``NORMAL`` (WAL's usual setting) only syncs at
+    checkpoints: a power cut could roll back the last commits while the unlinks of their
+    spool entries survive, and accepted reports would be lost. The worker saves a batch of
+    entries per transaction, so FULL costs one fsync per batch, not one per report.
+    """
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
-    """SQLite (WAL, busy timeout, folder created) or PostgreSQL via psycopg 3."""
+def _sqlite_own_transactions(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # pysqlite must not BEGIN (or COMMIT) on its own
+
+
+def _sqlite_begin_immediate(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, writer: bool = False) -> Engine:
+    """SQLite (WAL, busy timeout, folder created) or PostgreSQL via psycopg 3.
+
+    ``writer`` (the worker process): on SQLite every transaction is a real one, begun
+    with ``BEGIN IMMEDIATE``. pysqlite on its own only opens a transaction at the first
+    INSERT/UPDATE and leaves SELECT and SAVEPOINT outside it, so a SAVEPOINT (every
+    ``save_report``) *started* the transaction and its RELEASE committed it: one commit per
+    savepoint, and a batch was never one transaction. IMMEDIATE takes the write lock at
+    BEGIN (waiting up to the busy timeout), so a transaction that reads and then writes
+    never fails because another process committed in between.
+    """
     parsed = make_url(url)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -47,6 +72,9 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if writer:
+            event.listen(engine, "connect", _sqlite_own_transactions)
+            event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_engine(parsed, pool_pre_ping=True)
 

@@ -133,10 +133,32 @@ def dedupe_keys(original: Original) -> list[str]:
             fields.from_.address.lower() if fields.from_ else "",
             _WS.sub(" ", fields.subject).strip(),
             fields.date.isoformat() if fields.date else "",
-            body_text(original.raw),
+            _cached_body_text(original.raw),
         ]
         keys.append("dig:" + _sha("\n".join(parts)))
     return sorted(keys)
+
+
+_BODY_CACHE: dict[str, str] = {}
+_BODY_CACHE_ENTRIES = 64
+_BODY_CACHE_MAX = 64 * 1024  # bytes of text kept per entry
+
+
+def _cached_body_text(raw: bytes) -> str:
+    """`body_text`, remembered by the raw bytes' digest for the last few originals.
+
+    A flood repeats one original in many reports; parsing its MIME again for each copy
+    was a fifth of the time spent saving one.
+    """
+    digest = hashlib.sha256(raw).hexdigest()
+    text = _BODY_CACHE.get(digest)
+    if text is None:
+        text = body_text(raw)
+        if len(text) <= _BODY_CACHE_MAX:
+            if len(_BODY_CACHE) >= _BODY_CACHE_ENTRIES:
+                del _BODY_CACHE[next(iter(_BODY_CACHE))]  # the oldest first
+            _BODY_CACHE[digest] = text
+    return text
 
 
 def body_text(raw: bytes) -> str:

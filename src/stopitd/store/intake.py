@@ -16,12 +16,12 @@ import re
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stopitd.analysis.model import Analysis, Envelope
+from stopitd.analysis.model import Analysis, Envelope, analysis_to_json
 from stopitd.store.evidence import write_analysis
 from stopitd.store.fingerprints import IdentitySeen, dedupe_keys, identities
 from stopitd.store.schema import (
@@ -38,6 +38,7 @@ from stopitd.store.schema import (
 SYSTEM_ACTOR = "stopitd"
 ATTEMPTS = 5
 _MSGID = re.compile(r"<([^<>\s]{1,900})>")
+_REPLY_FIELD = re.compile(rb"(?im)^(?:in-reply-to|references)[ \t]*:")
 
 
 def case_tag(case_id: int, prefix: str = "stopit") -> str:
@@ -92,6 +93,7 @@ def _file(
     tag_prefix: str,
 ) -> int:
     now = datetime.now(UTC)
+    data = analysis_to_json(analysis)  # once: the report, its analysis row and originals
     keys = sorted({k for o in analysis.originals for k in dedupe_keys(o)})
     joined_by = "thread"
     target = _thread_target(session, analysis, raw, tag_prefix)
@@ -119,32 +121,38 @@ def _file(
         subject=analysis.report.fields.subject,
         message_id=analysis.report.fields.message_id,
         analyzer_version=analysis.analyzer_version,
-        analysis={},
+        analysis=data,
         created_at=now,
         joined_by=joined_by,
     )
     session.add(report)
     session.flush()
     if joined_by == "new":
-        for key in keys:  # a plain INSERT: a racing node's key makes us retry and join
-            session.add(DedupeKey(key=key, case_id=case.id))
-        session.flush()
+        if keys:  # a plain INSERT: a racing node's key makes us retry and join
+            session.execute(
+                insert(_table(DedupeKey)), [{"key": k, "case_id": case.id} for k in keys]
+            )
     else:
         _insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case.id} for k in keys])
-    write_analysis(session, report, analysis, now=now)
+    write_analysis(session, report, analysis, now=now, data=data, first=True)
     if report.message_id:
-        session.add(ThreadId(message_id=report.message_id, case_id=case.id, origin="report"))
+        session.execute(
+            insert(_table(ThreadId)),
+            {"message_id": report.message_id, "case_id": case.id, "origin": "report"},
+        )
     seen = sorted({i for o in analysis.originals for i in identities(o)})
     link_identities(session, case.id, seen)
     if joined_by == "new":
-        event = Event(
-            case_id=case.id,
-            at=now,
-            actor=SYSTEM_ACTOR,
-            kind="created",
-            detail={"report": spool_id, "originals": len(analysis.originals)},
+        session.execute(
+            insert(_table(Event)),
+            {
+                "case_id": case.id,
+                "at": now,
+                "actor": SYSTEM_ACTOR,
+                "kind": "created",
+                "detail": {"report": spool_id, "originals": len(analysis.originals)},
+            },
         )
-        session.add(event)
     else:
         _update_joined(session, case, analysis, joined_by, spool_id, now)
     session.flush()
@@ -214,6 +222,8 @@ def reply_ids(analysis: Analysis, raw: bytes) -> list[str]:
     if ids:
         return ids
     head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0][:262144]
+    if not _REPLY_FIELD.search(head):
+        return ids  # most reports: no header to parse
     msg = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
     for name in ("In-Reply-To", "References"):
         for value in msg.get_all(name) or []:
@@ -262,7 +272,9 @@ def link_identities(session: Session, case_id: int, seen: list[IdentitySeen]) ->
         (kind, value): ident_id
         for ident_id, kind, value in session.execute(
             select(Identity.id, Identity.kind, Identity.value).where(
-                Identity.value.in_({i.value for i in seen})
+                # both columns: the (kind, value) unique index serves it (value alone scans)
+                Identity.kind.in_(sorted({i.kind for i in seen})),
+                Identity.value.in_(sorted({i.value for i in seen})),
             )
         )
     }
@@ -275,6 +287,12 @@ def link_identities(session: Session, case_id: int, seen: list[IdentitySeen]) ->
         CaseIdentity.__table__,
         [{"case_id": case_id, "identity_id": k, "links": v} for k, v in sorted(links.items())],
     )
+
+
+def _table(model: type[object]) -> Table:
+    table = getattr(model, "__table__", None)
+    assert isinstance(table, Table)
+    return table
 
 
 def _insert_ignore(session: Session, table: object, rows: list[dict[str, object]]) -> None:
