@@ -93,7 +93,7 @@ def acknowledge(
     Idempotent on the spool id (saving a report again decides nothing again), and one
     acknowledgement per reporter and case (a follow-up from the same reporter gets none).
     """
-    if outbox.already_answered(session, spool_id):
+    if outbox.already_answered(session, case_id, spool_id):
         return NoReply.ALREADY_DECIDED
     reporter = envelope.mail_from.strip().strip("<>")
     why = _refusal(session, case_id, raw, reporter, settings, now)

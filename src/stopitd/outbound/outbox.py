@@ -103,10 +103,15 @@ def acknowledged(session: Session, case_id: int, address: str) -> bool:
     return found is not None
 
 
-def already_answered(session: Session, spool_id: str) -> bool:
-    """Was an automatic reply to this report already decided (saving is idempotent)?"""
+def already_answered(session: Session, case_id: int, spool_id: str) -> bool:
+    """Was an automatic reply to this report already decided (saving is idempotent)?
+
+    Looked up among the case's own events (indexed by case): every report leaves one such
+    event, so a search over all of them would slow every save as the store grows.
+    """
     found = session.scalar(
         select(Event.id).where(
+            Event.case_id == case_id,
             Event.kind.in_(("mail_queued", "ack_skipped")),
             Event.detail["report"].as_string() == spool_id,
         )
