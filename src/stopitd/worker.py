@@ -251,6 +251,7 @@ class Worker:
                     raw=raw,
                     analysis=analysis,
                     tag_prefix=self.settings.reply.tag_prefix,
+                    flood=self.settings.intake,
                 )
                 if self.after_save is not None:
                     self.after_save(
