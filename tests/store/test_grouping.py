@@ -13,8 +13,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from stopitd import config
 from stopitd.analysis.model import Analysis
 from stopitd.config import IntakeSettings
+from stopitd.errors import ConfigError
 from stopitd.store import db
 from stopitd.store.cases import CaseFilter, list_cases, save_report, show_case
 from stopitd.store.grouping import FloodWindow, window_start
@@ -266,3 +268,18 @@ def test_nodes_racing_on_one_postgres_store_count_exactly_and_open_one_flood_cas
     finally:
         for s in stores:
             s.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [({"flood_reports": -1}, "intake.flood_reports"), ({"flood_window": 0}, "intake.flood_window")],
+)
+def test_config_names_a_bad_flood_key(table: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        config.parse({"intake": table}, None)
+
+
+def test_config_defaults_group_beyond_30_an_hour() -> None:
+    settings = config.parse({"intake": {"flood_reports": 7}}, None)
+    assert settings.intake == IntakeSettings(flood_reports=7, flood_window=3600.0)
+    assert config.parse({}, None).intake.flood_reports == 30
