@@ -20,6 +20,7 @@ from stopitd.errors import ConfigError
 from stopitd.store import db
 from stopitd.store.cases import CaseFilter, list_cases, save_report, show_case
 from stopitd.store.grouping import FloodWindow, window_start
+from stopitd.store.retention import purge
 from stopitd.store.schema import Case, DedupeKey, Report
 from tests.store.reports import analysis_of, envelope, report
 
@@ -283,3 +284,17 @@ def test_config_defaults_group_beyond_30_an_hour() -> None:
     settings = config.parse({"intake": {"flood_reports": 7}}, None)
     assert settings.intake == IntakeSettings(flood_reports=7, flood_window=3600.0)
     assert config.parse({}, None).intake.flood_reports == 30
+
+
+def test_a_closed_flood_case_can_be_purged(store: Store) -> None:
+    flooder = "mallory@example.net"
+    ids = [store.save(f"f-{n}", _distinct(n, flooder), flooder) for n in range(7)]
+    flood_id = ids[-1]
+    with store.maker() as session, session.begin():
+        case = session.get(Case, flood_id)
+        assert case is not None
+        case.status, case.closed_at = "closed", T0
+    with store.maker() as session, session.begin():
+        gone = purge(session, 30, "tester", now=T0 + timedelta(days=31))
+    assert gone.case_ids == [flood_id] and gone.report_count == 2
+    assert flood_id not in {r["id"] for r in store.cases()}
