@@ -6,7 +6,7 @@ CONFIG  ?= config/stopitd.toml
 # Debian packages the test suite and the benchmarks talk to (real peers, not mocks).
 SYSTEM_PACKAGES := swaks dnsmasq-base postgresql postfix spamassassin
 
-.PHONY: setup system-deps run test lint typecheck pytest goldens bench fuzz clean
+.PHONY: setup system-deps run test lint typecheck pytest goldens bench fuzz fuzz-atheris clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,13 @@ FUZZ_SEED  ?= 1
 FUZZ_JOBS  ?= $(shell nproc 2>/dev/null || echo 1)
 fuzz: setup
 	$(BIN)/python -m tests.fuzz --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --jobs $(FUZZ_JOBS) --save var/fuzz-crashes
+
+# Coverage-guided fuzzing with atheris (optional extra): runs until a crash or for
+# ATHERIS_SECONDS; crashing inputs land in var/atheris-crashes/.
+ATHERIS_SECONDS ?= 600
+fuzz-atheris: setup
+	$(BIN)/pip install -q -e '.[fuzz]'
+	$(BIN)/python -m tests.fuzz_atheris -max_total_time=$(ATHERIS_SECONDS) -rss_limit_mb=4096 -timeout=60
 
 bench: setup system-deps
 	$(BIN)/python -m bench

@@ -294,7 +294,16 @@ def fuzz_parallel(
     began = time.perf_counter()
     total = Summary()
     with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-        for part in pool.imap_unordered(_fuzz_chunk, chunks):
+        for (size, _, first, _), part in zip(chunks, pool.imap(_fuzz_chunk, chunks), strict=True):
+            # one line per chunk, in case order: a run stopped early still says exactly
+            # which cases passed
+            print(
+                f"chunk {first}..{first + size - 1}: {len(part.crashes)} unexpected, "
+                f"{total.cases + part.cases} cases done, "
+                f"{time.perf_counter() - began:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
             total.cases += part.cases
             total.crashes += part.crashes
             total.slowest = max(total.slowest, part.slowest)

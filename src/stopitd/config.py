@@ -77,6 +77,15 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeSettings:
+    """Flood grouping (docs/security.md): more than `flood_reports` reports from one
+    reporter, or of one original, within one `flood_window` are grouped, not new cases."""
+
+    flood_reports: int = 30  # 0: no grouping
+    flood_window: float = 3600.0  # seconds; windows are fixed, aligned to the epoch
+
+
+@dataclass(frozen=True, slots=True)
 class DnsSettings:
     enabled: bool = True
     nameservers: tuple[str, ...] = ()  # empty: the system resolver
@@ -177,6 +186,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     log: LogSettings = field(default_factory=LogSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
     dns: DnsSettings = field(default_factory=DnsSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     limits: Limits = field(default_factory=Limits)
@@ -305,6 +315,10 @@ def _check(settings: Settings) -> None:
     for key in ("backoff_initial", "backoff_max", "poll_interval"):
         if getattr(settings.worker, key) <= 0:
             raise ConfigError(f"worker.{key}: must be greater than 0")
+    if settings.intake.flood_reports < 0:
+        raise ConfigError("intake.flood_reports: must be 0 (no grouping) or more")
+    if settings.intake.flood_window <= 0:
+        raise ConfigError("intake.flood_window: must be greater than 0")
     for key in ("timeout", "budget", "retry_after"):
         if getattr(settings.dns, key) <= 0:
             raise ConfigError(f"dns.{key}: must be greater than 0")

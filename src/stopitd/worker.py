@@ -284,6 +284,7 @@ class Worker:
             raw=item.raw,
             analysis=item.analysis,
             tag_prefix=self.settings.reply.tag_prefix,
+            flood=self.settings.intake,
         )
         if self.after_save is not None:
             self.after_save(

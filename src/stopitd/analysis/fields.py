@@ -40,11 +40,11 @@ def parse_date(value: str | None) -> datetime | None:
     plain = _PLAIN_DATE.fullmatch(value)
     try:
         dt = _plain_date(plain) if plain is not None else parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return dt.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):  # e.g. a zone of -0505…05
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
 
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"

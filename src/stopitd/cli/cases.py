@@ -184,7 +184,8 @@ def list_command(
             _short_time(row["created"]),
             row["office"] or "",
             row["assignee"] or "",
-            f"{row['report_count']} ({row['reporter_count']} reporters)",
+            f"{row['report_count']} ({row['reporter_count']} reporters)"
+            + (f" FLOOD ({row['flood']})" if row.get("flood") else ""),
             f"{src['mode']} {src['origin_ip'] or src['relay_ip']}".strip(),
             row["from"],
             row["subject"],
@@ -220,6 +221,10 @@ def _print_case(data: dict[str, Any]) -> None:
         f"office {data['office'] or '-'}, assignee {data['assignee'] or '-'}; "
         f"{data['report_count']} report(s) from {data['reporter_count']} reporter(s)"
     )
+    if data.get("flood") == "reporter":
+        console.print("FLOOD: one reporter sent more reports than the flood rate; grouped here")
+    elif data.get("flood") == "original":
+        console.print("FLOOD: this original was reported more often than the flood rate")
     if data["related"]:
         console.print("related cases: " + ", ".join(f"#{r}" for r in data["related"]))
     for report in data["reports"]:

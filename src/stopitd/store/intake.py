@@ -22,6 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stopitd.analysis.model import Analysis, Envelope, analysis_to_json
+from stopitd.config import IntakeSettings
+from stopitd.store import grouping
 from stopitd.store.evidence import write_analysis
 from stopitd.store.fingerprints import IdentitySeen, dedupe_keys, identities
 from stopitd.store.schema import (
@@ -57,6 +59,7 @@ def save_report(
     raw: bytes,
     analysis: Analysis,
     tag_prefix: str = "stopit",
+    flood: IntakeSettings | None = None,
 ) -> int:
     """File one accepted message as a report; return its case id. Never commits.
 
@@ -64,6 +67,8 @@ def save_report(
     joins that case; an original already reported (same Message-ID, or same header/body
     digest) joins the case that has it; anything else opens a case. Idempotent on
     ``spool_id``: saving the same spool entry again returns the existing case.
+    With `flood` set, a reporter beyond its rate gets a flood case instead of new cases
+    (store/grouping.py).
     """
     for attempt in range(ATTEMPTS):
         existing = session.scalar(select(Report.case_id).where(Report.spool_id == spool_id))
@@ -71,7 +76,7 @@ def save_report(
             return existing
         try:
             with session.begin_nested():
-                return _file(session, spool_id, envelope, raw, analysis, tag_prefix)
+                return _file(session, spool_id, envelope, raw, analysis, tag_prefix, flood)
         except IntegrityError:
             # another node won a race on a unique key; look again and join its rows
             if attempt == ATTEMPTS - 1:
@@ -91,15 +96,23 @@ def _file(
     raw: bytes,
     analysis: Analysis,
     tag_prefix: str,
+    flood: IntakeSettings | None = None,
 ) -> int:
     now = datetime.now(UTC)
     data = analysis_to_json(analysis)  # once: the report, its analysis row and originals
     keys = sorted({k for o in analysis.originals for k in dedupe_keys(o)})
+    when = envelope.received_at or now
+    flooding = grouping.count_reporter(session, flood, _reporter(envelope, analysis), when)
     joined_by = "thread"
     target = _thread_target(session, analysis, raw, tag_prefix)
     if target is None and keys:
         joined_by = "duplicate"
         target = _duplicate_target(session, keys)
+    if target is None and flood is not None and flooding is not None:
+        joined_by = "flood"
+        target = grouping.flood_case(
+            session, flood, flooding, spool_id=spool_id, now=now, actor=SYSTEM_ACTOR
+        )
     if target is None:
         case = _new_case(analysis, now)
         session.add(case)
@@ -132,7 +145,7 @@ def _file(
             session.execute(
                 insert(_table(DedupeKey)), [{"key": k, "case_id": case.id} for k in keys]
             )
-    else:
+    elif joined_by != "flood":  # a flood's originals never pull other reporters into it
         _insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case.id} for k in keys])
     write_analysis(session, report, analysis, now=now, data=data, first=True)
     if report.message_id:
@@ -155,6 +168,10 @@ def _file(
         )
     else:
         _update_joined(session, case, analysis, joined_by, spool_id, now)
+    if joined_by in ("new", "duplicate"):
+        grouping.count_original(
+            session, flood, case.id, when, spool_id=spool_id, now=now, actor=SYSTEM_ACTOR
+        )
     session.flush()
     return case.id
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from stopitd.analysis.model import to_jsonable
 from stopitd.store.fingerprints import DOMAIN_KINDS, IP_KINDS, KINDS, ip_key_range
+from stopitd.store.grouping import flood_kinds
 from stopitd.store.intake import case_tag
 from stopitd.store.schema import (
     AnalysisRow,
@@ -119,8 +120,12 @@ def list_cases(
     ids = [c.id for c in cases]
     counts = report_counts(session, ids)
     related = related_ids(session, ids, RELATED_IN_LIST)
+    floods = flood_kinds(session, ids)
     return [
-        case_summary(c, *counts.get(c.id, (0, 0)), related.get(c.id, []), tag_prefix) for c in cases
+        case_summary(
+            c, *counts.get(c.id, (0, 0)), related.get(c.id, []), tag_prefix, floods.get(c.id)
+        )
+        for c in cases
     ]
 
 
@@ -197,6 +202,7 @@ def case_summary(
     reporter_count: int,
     related: list[int],
     tag_prefix: str = "stopit",
+    flood: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": case.id,
@@ -217,6 +223,7 @@ def case_summary(
             "mode": case.source_mode,
         },
         "related": related,
+        "flood": flood,  # "reporter" | "original" | None: see store/grouping.py
     }
 
 
@@ -230,7 +237,8 @@ def show_case(
     reports = list(case.reports)
     counts = report_counts(session, [case_id]).get(case_id, (0, 0))
     related = related_ids(session, [case_id], RELATED_IN_LIST)[case_id]
-    out = case_summary(case, *counts, related, tag_prefix)
+    flood = flood_kinds(session, [case_id]).get(case_id)
+    out = case_summary(case, *counts, related, tag_prefix, flood)
     analyses: dict[int, list[AnalysisRow]] = defaultdict(list)
     for row in session.scalars(
         select(AnalysisRow)

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from stopitd.store.grouping import FloodWindow
 from stopitd.store.schema import (
     AnalysisRow,
     AuthResultRow,
@@ -90,7 +91,7 @@ def _delete_cases(session: Session, ids: list[int]) -> None:
     session.execute(
         delete(AnalysisRow).where(AnalysisRow.report_id.in_(reports)), execution_options=opts
     )
-    for table in (Report, DedupeKey, ThreadId, CaseIdentity, Note, Event):
+    for table in (Report, DedupeKey, ThreadId, CaseIdentity, Note, Event, FloodWindow):
         session.execute(
             delete(table).where(table.case_id.in_(ids)),
             execution_options=opts,

@@ -126,7 +126,7 @@ class Report(Base):
     analyzer_version: Mapped[str] = mapped_column(String(32), default="")
     analysis: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the current one
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    joined_by: Mapped[str] = mapped_column(String(16), default="new")  # new|thread|duplicate
+    joined_by: Mapped[str] = mapped_column(String(16), default="new")  # new|thread|duplicate|flood
 
     case: Mapped[Case] = relationship(back_populates="reports")
     originals: Mapped[list[OriginalRow]] = relationship(
@@ -330,4 +330,5 @@ class Event(Base):
 
     case: Mapped[Case] = relationship(back_populates="events")
 
+from stopitd.store import grouping as grouping  # noqa: E402  (registers "flood_windows")
 from stopitd.store import outbox_schema as outbox_schema  # noqa: E402  (registers "outbox")
