@@ -389,9 +389,25 @@ class Filler:
 
     def _fill_postgres(self) -> None:
         """COPY into tables stripped of foreign keys, keys and indexes, which are added
-        back from their saved definitions once the rows are in."""
+        back from their saved definitions once the rows are in. The throwaway server gets
+        bulk-load checkpoint settings (fewer, larger checkpoints) for the fill."""
+        with self.engine.connect() as conn:
+            auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+            auto.execute(text("ALTER SYSTEM SET max_wal_size = '8GB'"))
+            auto.execute(text("ALTER SYSTEM SET checkpoint_timeout = '30min'"))
+            auto.execute(text("SELECT pg_reload_conf()"))
         with self.engine.begin() as conn:
             conn.execute(text("SET maintenance_work_mem = '1GB'"))
+            # lz4 where the server has it (PostgreSQL >= 14 built with lz4, as Debian's
+            # is): the JSON and raw bytes are compressed ~5x faster than with pglz
+            lz4 = conn.execute(
+                text(
+                    "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                    " WHERE name = 'default_toast_compression'"
+                )
+            ).scalar()
+            if lz4:
+                conn.execute(text("SET default_toast_compression = 'lz4'"))
             constraints = conn.execute(
                 text(
                     "SELECT conrelid::regclass::text, conname, contype,"
