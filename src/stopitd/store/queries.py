@@ -54,24 +54,36 @@ class CaseFilter:
 
 
 DENSE_IDENTITIES = 500  # above this many matching identities (a wide CIDR), probe instead
+DENSE_CASES = 5000  # above this many cases showing them (a repeat sender), probe instead
 
 
 def _has_identity(session: Session, cond: ColumnElement[bool]) -> ColumnElement[bool]:
     """Cases showing an identity that matches `cond`.
 
-    Few matching identities (an address, a domain, a /24): their case ids, from the
-    (identity, links, case) index. Many (a provider's /16 holds thousands of relay
-    addresses): walk the cases newest first and probe each one's identities, which stops
-    once the page is full. Measured in docs/performance.md, "Case store".
+    Few matching cases (a one-off address, a small domain): their ids, read from the
+    (identity, links, case) index. Many (a repeat sender in 100 000 cases, or a
+    provider's /16 with thousands of relay addresses): walk the cases newest first and
+    probe each one's identities, which stops once the page is full; fetching and sorting
+    100 000 scattered case rows took 4-10 s at 1 000 000 cases on SQLite. Measured in
+    docs/performance.md, "Case store".
     """
     ids = list(session.scalars(select(Identity.id).where(cond).limit(DENSE_IDENTITIES + 1)))
     if not ids:
         return false()
-    if len(ids) <= DENSE_IDENTITIES:
-        return Case.id.in_(select(CaseIdentity.case_id).where(CaseIdentity.identity_id.in_(ids)))
-    return exists().where(
-        CaseIdentity.case_id == Case.id, CaseIdentity.identity_id == Identity.id, cond
+    if len(ids) > DENSE_IDENTITIES:
+        return exists().where(
+            CaseIdentity.case_id == Case.id, CaseIdentity.identity_id == Identity.id, cond
+        )
+    case_ids = list(
+        session.scalars(
+            select(CaseIdentity.case_id)
+            .where(CaseIdentity.identity_id.in_(ids))
+            .limit(DENSE_CASES + 1)
+        )
     )
+    if len(case_ids) <= DENSE_CASES:
+        return Case.id.in_(case_ids)
+    return exists().where(CaseIdentity.case_id == Case.id, CaseIdentity.identity_id.in_(ids))
 
 
 def _filtered(session: Session, flt: CaseFilter) -> Select[Any]:
