@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from stopitd.errors import SchemaBehindError
 from stopitd.store import db
-from stopitd.store.schema import Base
+from stopitd.store.schema import Base, include_name
 
 
 def test_one_alembic_head() -> None:
@@ -24,7 +24,9 @@ def test_one_alembic_head() -> None:
 def test_models_and_migrations_agree(store_url: str) -> None:
     engine = db.make_engine(store_url)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": include_name}
+        )
         diff = compare_metadata(ctx, Base.metadata)
     engine.dispose()
     assert diff == [], f"models differ from the migrations: {diff}"

@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stopitd.analysis.model import Analysis, Envelope, analysis_to_json
+from stopitd.analysis.model import Analysis, Envelope, Original, analysis_to_json
 from stopitd.config import IntakeSettings
 from stopitd.store import grouping
 from stopitd.store.evidence import write_analysis
@@ -183,8 +183,21 @@ def _reporter(envelope: Envelope, analysis: Analysis) -> str:
     return from_.address if from_ else ""
 
 
+def _case_original(analysis: Analysis) -> Original | None:
+    """The original a case is summarised by: the first one, or for a forward of a forward
+    the innermost message inside it (the harassing message, not the friend's forward)."""
+    if not analysis.originals:
+        return None
+    index = 0
+    while True:
+        inner = next((i for i, o in enumerate(analysis.originals) if o.found_in == index), None)
+        if inner is None or inner <= index:
+            return analysis.originals[index]
+        index = inner
+
+
 def _new_case(analysis: Analysis, now: datetime) -> Case:
-    first = analysis.originals[0] if analysis.originals else None
+    first = _case_original(analysis)
     subject = (first.fields.subject if first else "") or analysis.report.fields.subject
     return Case(
         status=CaseStatus.NEW.value,
@@ -202,7 +215,7 @@ def _update_joined(
     session: Session, case: Case, analysis: Analysis, how: str, spool_id: str, now: datetime
 ) -> None:
     case.updated_at = now
-    first = analysis.originals[0] if analysis.originals else None
+    first = _case_original(analysis)
     if first is not None and not (case.relay_ip or case.origin_ip):
         # the case opened without evidence (a description); this report brings some
         case.relay_ip = first.source.relay_ip

@@ -74,6 +74,25 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# The text-search index of `cases list --text` (migration 0120). It is dialect-specific
+# (PostgreSQL: pg_trgm GIN indexes on subject and from_address; SQLite: the
+# FTS5 trigram table `cases_text`, its shadow tables and triggers), so it lives in the
+# migration only and `include_name` keeps it out of the models-vs-migrations comparison.
+TEXT_SEARCH_INDEXES = ("ix_cases_subject_trgm", "ix_cases_from_address_trgm")
+TEXT_SEARCH_TABLE = "cases_text"
+
+
+def include_name(name: str | None, type_: str, _parent_names: object) -> bool:
+    """alembic `include_name`: leave out the migration-only text-search objects."""
+    if name is None:
+        return True
+    if type_ == "table":
+        return not (name == TEXT_SEARCH_TABLE or name.startswith(TEXT_SEARCH_TABLE + "_"))
+    if type_ == "index":
+        return name not in TEXT_SEARCH_INDEXES
+    return True
+
+
 class Case(Base):
     """A case groups reports of one thing; its source columns are the first original's.
 
