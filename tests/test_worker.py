@@ -455,3 +455,60 @@ def test_the_writer_engine_makes_a_batch_one_durable_transaction(tmp_path: Path)
             assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_deadlock_with_another_node_refiles_the_batch_one_by_one(
+    spool: Spool, pg_url: str
+) -> None:
+    """Two nodes that take the same rows in opposite orders deadlock on PostgreSQL (a real
+    one here, staged with a second connection): the batch is saved again one entry at a
+    time, with no attempt counted and no store outage declared."""
+    from sqlalchemy import text
+
+    ids = [spool.put(report_message(70 + n), ENVELOPE) for n in range(4)]
+    engine = db.make_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE lockpad (id int PRIMARY KEY, n int NOT NULL)"))
+        conn.execute(text("INSERT INTO lockpad VALUES (1, 0), (2, 0)"))
+    other_holds_2 = threading.Event()
+    worker_holds_1 = threading.Event()
+    other_done = threading.Event()
+
+    def other_node() -> None:  # holds row 2, then wants row 1; waits long before detecting
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL deadlock_timeout = '20s'"))
+            conn.execute(text("UPDATE lockpad SET n = n + 1 WHERE id = 2"))
+            other_holds_2.set()
+            assert worker_holds_1.wait(30)
+            conn.execute(text("UPDATE lockpad SET n = n + 1 WHERE id = 1"))
+        other_done.set()
+
+    staged = False
+
+    def save_across_the_other_node(session: Any, **kw: Any) -> int:
+        nonlocal staged
+        if not staged:  # the first save of the batch meets the other node's transaction
+            staged = True
+            session.execute(text("SET LOCAL deadlock_timeout = '200ms'"))
+            session.execute(text("UPDATE lockpad SET n = n + 1 WHERE id = 1"))
+            assert other_holds_2.wait(30)
+            worker_holds_1.set()
+            session.execute(text("UPDATE lockpad SET n = n + 1 WHERE id = 2"))
+        return cases.save_report(session, **kw)
+
+    thread = threading.Thread(target=other_node)
+    thread.start()
+    worker = batch_worker(spool, pg_url, save_report=save_across_the_other_node)
+    try:
+        with capture_logs() as logs:
+            worker.drain(spool.pending(), EventSignals())
+    finally:
+        thread.join(60)
+        engine.dispose()
+    assert other_done.is_set(), "the other node's transaction did not finish"
+    events = [e["event"] for e in logs]
+    assert events.count("batch_conflict") == 1, events
+    assert "store_down" not in " ".join(events) and "entry_attempt_failed" not in events
+    assert spool_ids_in_store(pg_url) == sorted(ids)
+    assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []

@@ -182,6 +182,20 @@ def is_store_down(error: BaseException) -> bool:
     return isinstance(error, sa_exc.DBAPIError) and bool(error.connection_invalidated)
 
 
+# PostgreSQL's "deadlock detected" and "could not serialize": two nodes' transactions took
+# the same rows (a reporter's flood count, a case) in opposite orders. Nothing is wrong
+# with the store or the entries; the transaction is simply run again.
+_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+_CONFLICT_RETRIES = 3
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """A deadlock or serialization failure between concurrent writers (worth a retry)."""
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    return getattr(error.orig, "sqlstate", None) in _CONFLICT_SQLSTATES
+
+
 def describe(error: BaseException, limit: int = 300) -> str:
     """One short line about an error, safe to log: SQLAlchemy's own text carries the SQL
     parameters (reporter addresses, raw message bytes), so only the driver's message."""
@@ -303,12 +317,15 @@ class Worker:
             self.check_schema()
             self.schema_ok = True
 
-    def _save_alone(self, item: Prepared) -> Outcome:
+    def _save_alone(self, item: Prepared, retries: int = _CONFLICT_RETRIES) -> Outcome:
         try:
             self._check_schema()
             with self.sessionmaker() as session, session.begin():
                 case_id = self._save(session, item)
         except Exception as e:
+            if is_lock_conflict(e) and retries > 0:
+                log.info("save_conflict_retry", spool_id=item.entry.id, error=describe(e))
+                return self._save_alone(item, retries - 1)
             if is_store_down(e):
                 self.spool.release(item.entry)
                 self._store_down(e)
@@ -336,6 +353,9 @@ class Worker:
             with self.sessionmaker() as session, session.begin():
                 saved = [(item, self._save(session, item)) for item in batch]
         except Exception as e:
+            if is_lock_conflict(e):  # another node holds rows we need: one by one instead
+                log.info("batch_conflict", entries=len(batch), error=describe(e))
+                return self._save_one_by_one(batch)
             if is_store_down(e):
                 for item in batch:
                     self.spool.release(item.entry)
