@@ -97,9 +97,21 @@ def analyze(
             data.update(analysis_to_json(result))
             # one write per line, no flush: click.echo's per-call checks cost more than a
             # whole small analysis
-            sys.stdout.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+            sys.stdout.write(json_line(data))
         else:
             console.print(render_analysis(path, result))
+
+
+# Characters that JSON may leave raw inside strings but that many line readers (Python's
+# str.splitlines, some editors and log shippers) take as line ends: a hostile header can
+# carry them, and each must not split one result into several "lines".
+_LINE_BREAKERS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def json_line(data: dict[str, Any]) -> str:
+    """One result as one line of JSON (UTF-8 kept readable, Unicode line breaks escaped)."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_LINE_BREAKERS) + "\n"
 
 
 def _has_config() -> bool:
