@@ -111,7 +111,9 @@ _LINE_BREAKERS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029"
 def json_line(data: dict[str, Any]) -> str:
     """One result as one line of JSON (UTF-8 kept readable, Unicode line breaks escaped)."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return text.translate(_LINE_BREAKERS) + "\n"
+    if "\x85" in text or "\u2028" in text or "\u2029" in text:  # rare: searched in C first
+        text = text.translate(_LINE_BREAKERS)
+    return text + "\n"
 
 
 def _has_config() -> bool:
