@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stopitd.analysis.headers import header_end, parse_fields
-from stopitd.analysis.resinfo import _SPACED_EQUALS, _flat_segments, _segments, segments, tokens
+from stopitd.analysis.resinfo import (
+    _SPACED_EQUALS,
+    _flat_segments,
+    _quoted_tokens,
+    _segments,
+    segments,
+    tokens,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 STAMPS = ("authentication-results", "arc-authentication-results", "received-spf")
@@ -29,31 +36,11 @@ def test_flat_reader_agrees_with_the_general_one(value: str) -> None:
     assert segments(value) == _segments(value)
 
 
-def _tokens_general(text: str) -> list[str]:
-    """The character loop ``tokens`` falls back to, run on every text."""
-    out: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-            current.append(ch)
-        elif ch.isspace() and not quoted:
-            if current:
-                out.append("".join(current))
-                current = []
-        else:
-            current.append(ch)
-    if current:
-        out.append("".join(current))
-    return out
-
-
 @settings(max_examples=1000, deadline=None)
 @given(_VALUES)
 def test_tokens_without_quotes_split_as_the_loop_does(value: str) -> None:
     if '"' not in value:
-        assert tokens(value) == _tokens_general(_SPACED_EQUALS.sub("=", value))
+        assert tokens(value) == _quoted_tokens(_SPACED_EQUALS.sub("=", value))
 
 
 def test_fixture_stamps_take_the_flat_reader_and_agree() -> None:

@@ -147,10 +147,15 @@ def tokens(text: str) -> list[str]:
     joined = _SPACED_EQUALS.sub("=", text)
     if '"' not in joined:
         return joined.split()  # str.split splits where str.isspace says, as below
+    return _quoted_tokens(joined)
+
+
+def _quoted_tokens(text: str) -> list[str]:
+    """The general reader: a character loop that keeps quoted strings whole."""
     out: list[str] = []
     current: list[str] = []
     quoted = False
-    for ch in joined:
+    for ch in text:
         if ch == '"':
             quoted = not quoted
             current.append(ch)

@@ -188,71 +188,31 @@ def _insert_original(
 
 def _auth_rows(original_id: int, original: Original) -> list[dict[str, Any]]:
     auth = original.auth
-    rows = [
-        dict(
+
+    def row(source: str, method: str, domain: str, result: str, what: Any) -> dict[str, Any]:
+        return dict(
             original_id=original_id,
-            source="verified",
-            method="dkim",
-            domain=sig.domain,
-            result=sig.result.value,
-            detail=to_jsonable(sig),
+            source=source,
+            method=method,
+            domain=domain,
+            result=result,
+            detail=to_jsonable(what),
         )
-        for sig in auth.dkim
-    ]
+
+    rows = [row("verified", "dkim", sig.domain, sig.result.value, sig) for sig in auth.dkim]
     if auth.arc.instances or auth.arc.cv.value != "none":
-        rows.append(
-            dict(
-                original_id=original_id,
-                source="verified",
-                method="arc",
-                domain=auth.arc.instances[0].domain if auth.arc.instances else "",
-                result=auth.arc.cv.value,
-                detail=to_jsonable(auth.arc),
-            )
-        )
+        domain = auth.arc.instances[0].domain if auth.arc.instances else ""
+        rows.append(row("verified", "arc", domain, auth.arc.cv.value, auth.arc))
     if auth.spf is not None:
-        rows.append(
-            dict(
-                original_id=original_id,
-                source="verified",
-                method="spf",
-                domain=auth.spf.domain,
-                result=auth.spf.result.value,
-                detail=to_jsonable(auth.spf),
-            )
-        )
+        rows.append(row("verified", "spf", auth.spf.domain, auth.spf.result.value, auth.spf))
     if auth.dmarc is not None:
-        rows.append(
-            dict(
-                original_id=original_id,
-                source="verified",
-                method="dmarc",
-                domain=auth.dmarc.from_domain,
-                result=auth.dmarc.result.value,
-                detail=to_jsonable(auth.dmarc),
-            )
-        )
+        dmarc = auth.dmarc
+        rows.append(row("verified", "dmarc", dmarc.from_domain, dmarc.result.value, dmarc))
     for rec in auth.recorded:
         domain = next((v for k, v in rec.properties if k in ("header.d", "smtp.mailfrom")), "")
         rows.append(
-            dict(
-                original_id=original_id,
-                source="recorded",
-                method=rec.method[:16],
-                domain=domain.rpartition("@")[2],
-                result=rec.result[:16],
-                detail=to_jsonable(rec),
-            )
+            row("recorded", rec.method[:16], domain.rpartition("@")[2], rec.result[:16], rec)
         )
     for claim in auth.untrusted:
-        rows.append(
-            dict(
-                original_id=original_id,
-                source="untrusted",
-                method=claim.header[:16],
-                domain=claim.authserv_id,
-                result="",
-                detail=to_jsonable(claim),
-            )
-        )
+        rows.append(row("untrusted", claim.header[:16], claim.authserv_id, "", claim))
     return rows
