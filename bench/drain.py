@@ -81,7 +81,7 @@ def fill(spool: Spool, messages: list[bytes]) -> None:
 
 def drain_in_process(cfg: Settings, profile: Path | None) -> float:
     from stopitd import logs, outbound
-    from stopitd.store import cases, db
+    from stopitd.store import batch, cases, db
     from stopitd.worker import Worker
 
     logs.setup(cfg.log, process="worker")
@@ -94,6 +94,8 @@ def drain_in_process(cfg: Settings, profile: Path | None) -> float:
         save_report=cases.save_report,
         check_schema=lambda: db.check_current(engine),
         after_save=outbound.on_report_saved,
+        save_reports=batch.save_reports,
+        after_saves=outbound.on_reports_saved,
     )
     signals = _StopWhenEmpty(spool)
     profiler: Any = None

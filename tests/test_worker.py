@@ -256,6 +256,8 @@ def batch_worker(spool: Spool, url: str, **kw: Any) -> Worker:
         kw.pop("settings", settings()),
         save_report=kw.pop("save_report", cases.save_report),
         check_schema=lambda: db.check_current(engine),
+        save_reports=kw.pop("save_reports", None),
+        after_saves=kw.pop("after_saves", None),
     )
 
 
@@ -511,4 +513,112 @@ def test_a_deadlock_with_another_node_refiles_the_batch_one_by_one(
     assert events.count("batch_conflict") == 1, events
     assert "store_down" not in " ".join(events) and "entry_attempt_failed" not in events
     assert spool_ids_in_store(pg_url) == sorted(ids)
+    assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
+
+
+# --- the batch path (store.batch.save_reports, outbound.on_reports_saved) -------------------
+
+
+def events_of_kind(url: str, kind: str) -> list[dict[str, Any]]:
+    from stopitd.store.schema import Event
+
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.scalars(select(Event.detail).where(Event.kind == kind)))
+    finally:
+        engine.dispose()
+
+
+def test_the_batch_path_files_a_batch_in_one_transaction(spool: Spool, store_url: str) -> None:
+    from sqlalchemy import event
+
+    from stopitd import outbound
+    from stopitd.store import batch
+
+    ids = [spool.put(report_message(130 + n % 3), ENVELOPE) for n in range(6)]
+    worker = batch_worker(
+        spool,
+        store_url,
+        save_reports=batch.save_reports,
+        after_saves=outbound.on_reports_saved,
+    )
+    commits = 0
+
+    def count(_conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    with capture_logs() as logs:
+        worker.drain(spool.pending(), EventSignals())
+    assert commits == 1
+    assert spool_ids_in_store(store_url) == sorted(ids)
+    assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
+    saved = [e for e in logs if e["event"] == "report_saved"]
+    assert [e["spool_id"] for e in saved] == ids
+    # three originals, each reported twice: the copies join the case of the first
+    assert len({e["case_id"] for e in saved}) == 3
+    assert [e["case_id"] for e in saved[:3]] == [e["case_id"] for e in saved[3:]]
+    # outbound is off: each report's acknowledgement is decided (skipped) once
+    skipped = events_of_kind(store_url, "ack_skipped")
+    assert sorted(d["report"] for d in skipped) == sorted(ids)
+    assert {d["reason"] for d in skipped} == {"disabled"}
+
+
+def test_a_poisoned_entry_fails_alone_on_the_batch_path(spool: Spool, sqlite_url: str) -> None:
+    from stopitd.store import batch
+
+    ids = [spool.put(report_message(140 + n), ENVELOPE) for n in range(4)]
+    poisoned = ids[1]
+
+    def save_unless_poisoned(session: Any, **kw: Any) -> int:
+        if kw["spool_id"] == poisoned:
+            raise ValueError("a bug this report triggers")
+        return cases.save_report(session, **kw)
+
+    def save_all_unless_poisoned(session: Any, filings: Any, **kw: Any) -> Any:
+        if any(f.spool_id == poisoned for f in filings):
+            raise ValueError("a bug this report triggers")
+        return batch.save_reports(session, filings, **kw)
+
+    worker = batch_worker(
+        spool,
+        sqlite_url,
+        save_report=save_unless_poisoned,
+        save_reports=save_all_unless_poisoned,
+    )
+    with capture_logs() as logs:
+        worker.drain(spool.pending(), EventSignals())
+    assert spool_ids_in_store(sqlite_url) == sorted(set(ids) - {poisoned})
+    assert spool.pending() == [f"{poisoned}.1"]
+    events = [e["event"] for e in logs]
+    assert events.count("batch_split") == 1 and events.count("entry_attempt_failed") == 1
+
+
+def test_a_unique_key_conflict_refiles_the_batch_one_by_one(spool: Spool, sqlite_url: str) -> None:
+    """A node that loses a race on a unique key gets an IntegrityError for the whole batch
+    (here: the batch's own report row written twice); the worker files the entries again
+    one by one, without counting an attempt."""
+    from sqlalchemy import insert
+
+    from stopitd.store import batch
+    from stopitd.store.schema import Report as ReportRow
+
+    ids = [spool.put(report_message(150 + n), ENVELOPE) for n in range(3)]
+
+    def save_and_collide(session: Any, filings: Any, **kw: Any) -> Any:
+        filed = batch.save_reports(session, filings, **kw)
+        row = session.execute(select(ReportRow).where(ReportRow.spool_id == ids[0])).scalar_one()
+        columns = {c.name: getattr(row, c.key) for c in ReportRow.__table__.columns}
+        session.execute(insert(ReportRow), [columns | {"id": None}])
+        return filed
+
+    worker = batch_worker(spool, sqlite_url, save_reports=save_and_collide)
+    with capture_logs() as logs:
+        assert worker.drain(spool.pending(), EventSignals()) is Outcome.SAVED
+    events = [e["event"] for e in logs]
+    assert events.count("batch_conflict") == 1, events
+    assert "entry_attempt_failed" not in events
+    assert spool_ids_in_store(sqlite_url) == sorted(ids)
     assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []

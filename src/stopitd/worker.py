@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from sqlalchemy import exc as sa_exc
@@ -61,6 +61,9 @@ from stopitd.analysis.model import Analysis, Envelope, Evidence
 from stopitd.config import Settings
 from stopitd.errors import SchemaBehindError, SpoolError
 from stopitd.spool import WORKER_LOCK, Entry, Spool, parse_name
+
+if TYPE_CHECKING:  # the store is imported by the worker process only (see main)
+    from stopitd.store.batch import Filed
 
 log = structlog.get_logger("stopitd.worker")
 
@@ -171,6 +174,8 @@ class PipeSignals:
 
 
 SaveReport = Callable[..., int]
+# store.batch.save_reports: a whole batch in a few statements (the worker's fast path)
+SaveReports = Callable[..., "list[Filed]"]
 
 
 def is_store_down(error: BaseException) -> bool:
@@ -252,6 +257,8 @@ class Worker:
         check_schema: Callable[[], None],
         after_save: Callable[..., object] | None = None,
         after_commit: Callable[[], None] | None = None,
+        save_reports: SaveReports | None = None,
+        after_saves: Callable[..., object] | None = None,
     ) -> None:
         self.spool = spool
         self.sessionmaker = sessionmaker
@@ -260,6 +267,9 @@ class Worker:
         self.check_schema = check_schema
         self.after_save = after_save  # outbound.on_report_saved: same transaction
         self.after_commit = after_commit  # wakes the outbox sender
+        # the batch path (None: save_report and after_save for each entry of a batch)
+        self.save_reports = save_reports
+        self.after_saves = after_saves  # outbound.on_reports_saved
         self.schema_ok = False
         self.outage: Outage | None = None
 
@@ -351,9 +361,11 @@ class Worker:
         try:
             self._check_schema()
             with self.sessionmaker() as session, session.begin():
-                saved = [(item, self._save(session, item)) for item in batch]
+                saved = self._save_all(session, batch)
         except Exception as e:
-            if is_lock_conflict(e):  # another node holds rows we need: one by one instead
+            if is_lock_conflict(e) or isinstance(e, sa_exc.IntegrityError):
+                # another node holds rows we need, or won a race on a unique key: one by
+                # one instead (save_report joins the winner's rows)
                 log.info("batch_conflict", entries=len(batch), error=describe(e))
                 return self._save_one_by_one(batch)
             if is_store_down(e):
@@ -365,6 +377,26 @@ class Worker:
             return self._save_one_by_one(batch)
         self._saved(saved)
         return Outcome.SAVED
+
+    def _save_all(self, session: Session, batch: list[Prepared]) -> list[tuple[Prepared, int]]:
+        """The entries of a batch, in the caller's transaction: with ``save_reports`` one
+        multi-row INSERT per table for the whole batch, else report after report."""
+        if self.save_reports is None:
+            return [(item, self._save(session, item)) for item in batch]
+        from stopitd.store.batch import Filing
+
+        filings = [Filing(i.entry.id, i.envelope, i.raw, i.analysis) for i in batch]
+        filed = self.save_reports(
+            session,
+            filings,
+            tag_prefix=self.settings.reply.tag_prefix,
+            flood=self.settings.intake,
+        )
+        if self.after_saves is not None:
+            self.after_saves(
+                session, list(zip(filings, filed, strict=True)), settings=self.settings
+            )
+        return [(item, f.case_id) for item, f in zip(batch, filed, strict=True)]
 
     def _save_one_by_one(self, batch: list[Prepared]) -> Outcome:
         for n, item in enumerate(batch):
@@ -511,7 +543,7 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
     signals.install()
     logs.setup(settings.log, process="worker")
     from stopitd import outbound  # the outbox sender runs beside the worker, in this process
-    from stopitd.store import cases, db  # the store is only needed in this process
+    from stopitd.store import batch, cases, db  # the store is only needed in this process
 
     spool = Spool(settings.spool.path)
     with spool.lock(WORKER_LOCK, wait=True):
@@ -537,6 +569,8 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
                 check_schema=lambda: db.check_current(engine),
                 after_save=outbound.on_report_saved,
                 after_commit=sender_wake.set,
+                save_reports=batch.save_reports,
+                after_saves=outbound.on_reports_saved,
             )
             sender.start()
             log.info("worker_started", pid=os.getpid())

@@ -1,9 +1,11 @@
 """One "node" for the concurrency test: saves reports on a shared store as the worker does.
 
-Run as `python -m tests.store.concurrent_worker URL SEED`; prints `ready`, waits for a line
-on stdin (so all nodes start together), saves every report of `dataset()` in its own
-order (one transaction each, retried after a deadlock or serialization failure
-as the worker retries a spool entry), then prints one JSON object.
+Run as `python -m tests.store.concurrent_worker URL SEED [batch]`; prints `ready`, waits
+for a line on stdin (so all nodes start together), saves every report of `dataset()` in
+its own order (one transaction each, retried after a deadlock or serialization failure
+as the worker retries a spool entry), then prints one JSON object. With `batch`, the
+real `Worker.save_batch` files them in batches of 6 with `store.batch.save_reports` (and
+falls back to one by one when it loses a race), as the daemon's worker does.
 """
 
 from __future__ import annotations
@@ -11,11 +13,20 @@ from __future__ import annotations
 import json
 import random
 import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
+from structlog.testing import capture_logs
 
-from stopitd.store import db
+from stopitd.config import parse
+from stopitd.spool import Entry, Spool
+from stopitd.store import batch, db
 from stopitd.store.cases import save_report
+from stopitd.store.schema import Report
+from stopitd.worker import Outcome, Prepared, Worker
 from tests.store.reports import analysis_of, envelope, report
 
 DISTINCT = 12
@@ -46,6 +57,13 @@ def main() -> None:
     maker = db.make_sessionmaker(engine)
     print("ready", flush=True)
     sys.stdin.readline()
+    if sys.argv[3:] == ["batch"]:
+        with capture_logs() as logs:
+            saved = save_in_batches(maker, prepared)
+        engine.dispose()
+        conflicts = sum(e["event"] == "batch_conflict" for e in logs)
+        print(json.dumps({"saved": saved, "retries": conflicts}), flush=True)
+        return
     saved, retries = {}, 0
     for spool_id, raw, who, analysis in prepared:
         for _attempt in range(10):
@@ -65,6 +83,28 @@ def main() -> None:
             raise SystemExit(f"{spool_id}: not saved after 10 attempts")
     engine.dispose()
     print(json.dumps({"saved": saved, "retries": retries}), flush=True)
+
+
+def save_in_batches(maker: Any, prepared: list[tuple[str, bytes, str, Any]]) -> dict[str, int]:
+    """The worker's own batch path; the entries are not spool files (nothing to unlink)."""
+    settings = parse({"dns": {"enabled": False}, "worker": {"max_attempts": 10}}, None)
+    worker = Worker(
+        Spool(Path(tempfile.mkdtemp(prefix="node-spool-"))),
+        maker,
+        settings,
+        save_report=save_report,
+        check_schema=lambda: None,
+        save_reports=batch.save_reports,
+    )
+    items = [
+        Prepared(Entry(spool_id, 0, Path("/nonexistent") / spool_id), envelope(who), raw, analysis)
+        for spool_id, raw, who, analysis in prepared
+    ]
+    for start in range(0, len(items), 6):
+        assert worker.save_batch(items[start : start + 6]) is Outcome.SAVED
+    with maker() as session:
+        rows = session.execute(select(Report.spool_id, Report.case_id))
+        return {spool_id: case_id for spool_id, case_id in rows}
 
 
 if __name__ == "__main__":

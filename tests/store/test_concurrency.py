@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import pytest
 from sqlalchemy import func, select
 
 from stopitd.store import db
@@ -20,10 +21,11 @@ from tests.store.concurrent_worker import DISTINCT, REPORTERS
 NODES = 4
 
 
-def test_concurrent_nodes_make_one_case_per_distinct_report(pg_url: str) -> None:
+@pytest.mark.parametrize("mode", ["one-by-one", "batch"])
+def test_concurrent_nodes_make_one_case_per_distinct_report(pg_url: str, mode: str) -> None:
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.store.concurrent_worker", pg_url, str(seed)],
+            [sys.executable, "-m", "tests.store.concurrent_worker", pg_url, str(seed), mode],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

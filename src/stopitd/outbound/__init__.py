@@ -4,6 +4,8 @@ Seams for the rest of stopitd (see docs/outbound.md):
 - ``on_report_saved(session, ...)``: the worker calls it inside the transaction that saved
   a report (after ``store.save_report``); it queues the acknowledgement and applies the
   routing rules. It never commits.
+- ``on_reports_saved(session, saved, settings=...)``: the same for a batch filed by
+  ``store.batch.save_reports``, with one INSERT for the batch's plain refusals.
 - ``queue_route_mail(session, case_id, office, settings)``: `stopitd cases route` calls it.
 - ``run_sender(settings, stop_event)``: the daemon runs it as an asyncio task.
 - ``case_for_message_ids(session, ids)``: the case a reply (In-Reply-To/References) answers.
@@ -15,16 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from stopitd.analysis.model import Analysis, Envelope
 from stopitd.config import Settings
-from stopitd.outbound.acks import acknowledge
+from stopitd.outbound.acks import acknowledge, plain_refusal, reporter_address
 from stopitd.outbound.outbox import case_for_message_ids
 from stopitd.outbound.routing import auto_route, choose_office, queue_route_mail
 from stopitd.outbound.safety import NoReply
 from stopitd.outbound.sender import deliver_due, run_sender, run_sender_blocking
+from stopitd.store.batch import Filed, Filing
 from stopitd.store.cases import SYSTEM_ACTOR
 from stopitd.store.schema import Event
 
@@ -36,6 +40,7 @@ __all__ = [
     "choose_office",
     "deliver_due",
     "on_report_saved",
+    "on_reports_saved",
     "queue_route_mail",
     "run_sender",
     "run_sender_blocking",
@@ -105,3 +110,57 @@ def on_report_saved(
         )
         return AfterSave(ack=NoReply.ERROR, office=None)
     return AfterSave(ack=ack, office=office)
+
+
+def on_reports_saved(
+    session: Session,
+    saved: list[tuple[Filing, Filed]],
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+) -> None:
+    """``on_report_saved`` for a batch, in the caller's transaction.
+
+    Most reports call for no look-up: a report filed just now (``fresh``) has no earlier
+    decision, and when no routing rule matches it and the acknowledgement is refused
+    without asking the store (outbound off, an automatic message, a list...), only its
+    ``ack_skipped`` event is written: one INSERT for all of those. The others (an
+    acknowledgement to queue, an office to route to, a spool id filed before) take
+    ``on_report_saved`` as they would alone.
+    """
+    now = now or datetime.now(UTC)
+    skipped = []
+    for filing, filed in saved:
+        why = _plain_skip(filing, filed, settings)
+        if why is not None:
+            skipped.append(
+                {
+                    "case_id": filed.case_id,
+                    "at": now,
+                    "actor": SYSTEM_ACTOR,
+                    "kind": "ack_skipped",
+                    "detail": {"report": filing.spool_id, "reason": why.value},
+                }
+            )
+            log.info("ack_skipped", case_id=filed.case_id, reason=why.value)
+            continue
+        on_report_saved(
+            session,
+            case_id=filed.case_id,
+            spool_id=filing.spool_id,
+            raw=filing.raw,
+            analysis=filing.analysis,
+            envelope=filing.envelope,
+            settings=settings,
+            now=now,
+        )
+    if skipped:
+        session.execute(insert(Event), skipped)
+
+
+def _plain_skip(filing: Filing, filed: Filed, settings: Settings) -> NoReply | None:
+    """Why a report filed just now gets no acknowledgement, when that needs no look-up
+    and no routing rule matches it (else None: ``on_report_saved`` decides)."""
+    if not filed.fresh or choose_office(filing.analysis, filing.envelope, settings) is not None:
+        return None
+    return plain_refusal(filing.raw, reporter_address(filing.envelope), settings)

@@ -95,7 +95,7 @@ def acknowledge(
     """
     if outbox.already_answered(session, case_id, spool_id):
         return NoReply.ALREADY_DECIDED
-    reporter = envelope.mail_from.strip().strip("<>")
+    reporter = reporter_address(envelope)
     why = _refusal(session, case_id, raw, reporter, settings, now)
     if why is not None:
         session.add(
@@ -125,12 +125,21 @@ def acknowledge(
     return row.id
 
 
+def plain_refusal(raw: bytes, reporter: str, settings: Settings) -> NoReply | None:
+    """The reasons not to acknowledge that need no look-up in the store (pure)."""
+    if not settings.outbound.enabled or not settings.reply.acknowledge:
+        return NoReply.DISABLED
+    return reply_refusal(raw, reporter, own_addresses(settings))
+
+
+def reporter_address(envelope: Envelope) -> str:
+    return envelope.mail_from.strip().strip("<>")
+
+
 def _refusal(
     session: Session, case_id: int, raw: bytes, reporter: str, settings: Settings, now: datetime
 ) -> NoReply | None:
-    if not settings.outbound.enabled or not settings.reply.acknowledge:
-        return NoReply.DISABLED
-    why = reply_refusal(raw, reporter, own_addresses(settings))
+    why = plain_refusal(raw, reporter, settings)
     if why is not None:
         return why
     if outbox.acknowledged(session, case_id, reporter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,18 +59,8 @@ def write_analysis(
         session.execute(
             update(AnalysisRow).where(AnalysisRow.report_id == report.id).values(current=False)
         )
-    analysis_id: int = session.execute(
-        insert(ANALYSES).returning(ANALYSES.c.id),
-        {
-            "report_id": report.id,
-            "analyzer_version": analysis.analyzer_version,
-            "schema_version": analysis.schema_version,
-            "created_at": now,
-            "current": True,
-            "verified": any(o.auth.verified for o in analysis.originals),
-            "result": data,
-        },
-    ).scalar_one()
+    row = _analysis_row(NewAnalysis(report.id, report.case_id, analysis, data), now)
+    analysis_id: int = session.execute(insert(ANALYSES).returning(ANALYSES.c.id), row).scalar_one()
     if report.analysis is not data:
         report.analysis = data
     if report.analyzer_version != analysis.analyzer_version:
@@ -160,30 +151,124 @@ def _insert_original(
     original: Original,
     data: dict[str, Any],
 ) -> int:
-    f = original.fields
-    src = original.source
+    row = _original_row(report.id, report.case_id, analysis_id, position, original, data)
     original_id: int = session.execute(
-        insert(ORIGINALS).returning(ORIGINALS.c.id),
-        {
-            "report_id": report.id,
-            "analysis_id": analysis_id,
-            "case_id": report.case_id,
-            "position": position,
-            "how": original.how.value,
-            "grade": original.grade.value,
-            "raw": original.raw,
-            "sha256": hashlib.sha256(original.raw).hexdigest(),
-            "message_id": f.message_id,
-            "from_address": f.from_.address if f.from_ else "",
-            "subject": f.subject,
-            "date": f.date,
-            "relay_ip": src.relay_ip,
-            "origin_ip": src.origin_ip,
-            "source_mode": src.mode.value,
-            "analysis": data,
-        },
+        insert(ORIGINALS).returning(ORIGINALS.c.id), row
     ).scalar_one()
     return original_id
+
+
+def _original_row(
+    report_id: int,
+    case_id: int,
+    analysis_id: int,
+    position: int,
+    original: Original,
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    f = original.fields
+    src = original.source
+    return {
+        "report_id": report_id,
+        "analysis_id": analysis_id,
+        "case_id": case_id,
+        "position": position,
+        "how": original.how.value,
+        "grade": original.grade.value,
+        "raw": original.raw,
+        "sha256": hashlib.sha256(original.raw).hexdigest(),
+        "message_id": f.message_id,
+        "from_address": f.from_.address if f.from_ else "",
+        "subject": f.subject,
+        "date": f.date,
+        "relay_ip": src.relay_ip,
+        "origin_ip": src.origin_ip,
+        "source_mode": src.mode.value,
+        "analysis": data,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NewAnalysis:
+    """The first analysis of a report just inserted (``data``: its JSON, built once)."""
+
+    report_id: int
+    case_id: int
+    analysis: Analysis
+    data: dict[str, Any]
+
+
+def write_first_analyses(session: Session, items: list[NewAnalysis], *, now: datetime) -> None:
+    """`write_analysis(..., first=True)` for a batch of new reports: one multi-row INSERT
+    per table for the whole batch (ids come back in the order of the rows)."""
+    if not items:
+        return
+    analysis_ids = insert_returning_ids(session, ANALYSES, [_analysis_row(i, now) for i in items])
+    positions: list[tuple[int, Original]] = []
+    original_rows: list[dict[str, Any]] = []
+    rows = _Rows()
+    for item, analysis_id in zip(items, analysis_ids, strict=True):
+        for finding in item.analysis.report.findings:
+            rows.findings.append(_finding(analysis_id, None, finding))
+        for position, original in enumerate(item.analysis.originals):
+            positions.append((analysis_id, original))
+            original_rows.append(
+                _original_row(
+                    item.report_id,
+                    item.case_id,
+                    analysis_id,
+                    position,
+                    original,
+                    item.data["originals"][position],
+                )
+            )
+    original_ids = insert_returning_ids(session, ORIGINALS, original_rows)
+    for (analysis_id, original), original_id in zip(positions, original_ids, strict=True):
+        rows.add_original(analysis_id, original_id, original)
+    rows.insert(session)
+
+
+def _analysis_row(item: NewAnalysis, now: datetime) -> dict[str, Any]:
+    return {
+        "report_id": item.report_id,
+        "analyzer_version": item.analysis.analyzer_version,
+        "schema_version": item.analysis.schema_version,
+        "created_at": now,
+        "current": True,
+        "verified": any(o.auth.verified for o in item.analysis.originals),
+        "result": item.data,
+    }
+
+
+def insert_returning_ids(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert `rows` with multi-row statements and return their ids in row order.
+
+    PostgreSQL: SQLAlchemy's "insertmanyvalues" with ``sort_by_parameter_order`` (it
+    orders the RETURNING rows by a counter it sends along). SQLite would fall back to one
+    statement per row for that, so there the rows go in as one ``INSERT … VALUES (…),
+    (…)`` per chunk: SQLite inserts the VALUES rows in order and gives each the next
+    rowid (max + 1, also under AUTOINCREMENT), so the ids in ascending order are the
+    rows' ids in order, whatever the order RETURNING lists them in.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name != "sqlite":
+        result = session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        )
+        return [int(row_id) for row_id in result.scalars()]
+    ids: list[int] = []
+    per_chunk = max(1, _SQLITE_MAX_PARAMETERS // len(rows[0]))
+    for start in range(0, len(rows), per_chunk):
+        chunk = rows[start : start + per_chunk]
+        returned = session.execute(insert(table).values(chunk).returning(table.c.id)).scalars()
+        got = sorted(int(row_id) for row_id in returned)
+        assert len(got) == len(chunk) and got[-1] - got[0] == len(got) - 1, "ids in one run"
+        ids.extend(got)
+    return ids
+
+
+_SQLITE_MAX_PARAMETERS = 30000  # SQLite's limit per statement is 32 766 (3.32 and later)
 
 
 def _auth_rows(original_id: int, original: Original) -> list[dict[str, Any]]:

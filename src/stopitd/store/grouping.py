@@ -116,18 +116,14 @@ def flood_case(
     )
     session.add(case)
     session.flush()
-    session.execute(
-        update(FloodWindow)
-        .where(FloodWindow.id == window.row_id)
-        .values(case_id=case.id, flooded_at=now)
-    )
+    mark_flooded(session, window.row_id, case.id, now)
     session.add(
         Event(
             case_id=case.id,
             at=now,
             actor=actor,
             kind="created",
-            detail=_detail(FloodKind.REPORTER, rate, window, spool_id),
+            detail=flood_detail(FloodKind.REPORTER, rate, window, spool_id),
         )
     )
     return case.id
@@ -152,18 +148,14 @@ def count_original(
     )
     if bumped.count <= rate.flood_reports or bumped.case_id is not None:
         return
-    session.execute(
-        update(FloodWindow)
-        .where(FloodWindow.id == bumped.row_id)
-        .values(case_id=case_id, flooded_at=now)
-    )
+    mark_flooded(session, bumped.row_id, case_id, now)
     session.add(
         Event(
             case_id=case_id,
             at=now,
             actor=actor,
             kind="flood_detected",
-            detail=_detail(FloodKind.ORIGINAL, rate, bumped, spool_id),
+            detail=flood_detail(FloodKind.ORIGINAL, rate, bumped, spool_id),
         )
     )
 
@@ -183,7 +175,7 @@ def flood_kinds(session: Session, case_ids: list[int]) -> dict[int, str]:
     return out
 
 
-def _detail(
+def flood_detail(
     kind: FloodKind, rate: IntakeSettings, window: Bumped, spool_id: str
 ) -> dict[str, object]:
     return {
@@ -209,3 +201,45 @@ def _bump(session: Session, kind: FloodKind, key: str, start: datetime) -> Bumpe
     )
     row_id, count, case_id = session.execute(stmt).one()
     return Bumped(row_id=row_id, count=count, case_id=case_id, window_start=start)
+
+
+def mark_flooded(session: Session, row_id: int, case_id: int, now: datetime) -> None:
+    """The window went beyond the limit: its case (the flood case, or the flagged one)."""
+    session.execute(
+        update(FloodWindow).where(FloodWindow.id == row_id).values(case_id=case_id, flooded_at=now)
+    )
+
+
+def bump_many(
+    session: Session, kind: FloodKind, counts: dict[tuple[str, datetime], int]
+) -> dict[tuple[str, datetime], Bumped]:
+    """Count several reports per (key, window) in ONE upsert (a batch of reports).
+
+    The rows are written in key order, so two nodes lock them in the same order. Each
+    ``Bumped`` carries the count *after* the batch's reports; the n-th of the k reports
+    counted in a window had ``count - k + n``.
+    """
+    if not counts:
+        return {}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    rows = insert(FloodWindow).values(
+        [
+            {"kind": kind.value, "key": key, "window_start": start, "count": n}
+            for (key, start), n in sorted(counts.items())
+        ]
+    )
+    stmt = rows.on_conflict_do_update(
+        index_elements=["key", "window_start"],
+        set_={"count": FloodWindow.count + rows.excluded["count"]},
+    ).returning(
+        FloodWindow.id,
+        FloodWindow.key,
+        FloodWindow.window_start,
+        FloodWindow.count,
+        FloodWindow.case_id,
+    )
+    out = {}
+    for row_id, key, start, count, case_id in session.execute(stmt):
+        out[(key, start)] = Bumped(row_id=row_id, count=count, case_id=case_id, window_start=start)
+    return out

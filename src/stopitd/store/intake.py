@@ -13,8 +13,10 @@ from __future__ import annotations
 import email.policy
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
+from typing import Any
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -102,7 +104,7 @@ def _file(
     data = analysis_to_json(analysis)  # once: the report, its analysis row and originals
     keys = sorted({k for o in analysis.originals for k in dedupe_keys(o)})
     when = envelope.received_at or now
-    flooding = grouping.count_reporter(session, flood, _reporter(envelope, analysis), when)
+    flooding = grouping.count_reporter(session, flood, reporter_of(envelope, analysis), when)
     joined_by = "thread"
     target = _thread_target(session, analysis, raw, tag_prefix)
     if target is None and keys:
@@ -121,43 +123,28 @@ def _file(
     else:
         case = session.execute(select(Case).where(Case.id == target).with_for_update()).scalar_one()
     report = Report(
-        spool_id=spool_id,
-        case_id=case.id,
-        received_at=envelope.received_at or now,
-        reporter=_reporter(envelope, analysis),
-        rcpt_tos=list(envelope.rcpt_tos),
-        peer=envelope.peer,
-        helo=envelope.helo,
-        raw=raw,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
-        subject=analysis.report.fields.subject,
-        message_id=analysis.report.fields.message_id,
-        analyzer_version=analysis.analyzer_version,
-        analysis=data,
-        created_at=now,
-        joined_by=joined_by,
+        **report_values(spool_id, case.id, envelope, raw, analysis, data, now, joined_by)
     )
     session.add(report)
     session.flush()
     if joined_by == "new":
         if keys:  # a plain INSERT: a racing node's key makes us retry and join
             session.execute(
-                insert(_table(DedupeKey)), [{"key": k, "case_id": case.id} for k in keys]
+                insert(table_of(DedupeKey)), [{"key": k, "case_id": case.id} for k in keys]
             )
     elif joined_by != "flood":  # a flood's originals never pull other reporters into it
-        _insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case.id} for k in keys])
+        insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case.id} for k in keys])
     write_analysis(session, report, analysis, now=now, data=data, first=True)
     if report.message_id:
         session.execute(
-            insert(_table(ThreadId)),
+            insert(table_of(ThreadId)),
             {"message_id": report.message_id, "case_id": case.id, "origin": "report"},
         )
     seen = sorted({i for o in analysis.originals for i in identities(o)})
     link_identities(session, case.id, seen)
     if joined_by == "new":
         session.execute(
-            insert(_table(Event)),
+            insert(table_of(Event)),
             {
                 "case_id": case.id,
                 "at": now,
@@ -176,7 +163,38 @@ def _file(
     return case.id
 
 
-def _reporter(envelope: Envelope, analysis: Analysis) -> str:
+def report_values(
+    spool_id: str,
+    case_id: int,
+    envelope: Envelope,
+    raw: bytes,
+    analysis: Analysis,
+    data: dict[str, Any],
+    now: datetime,
+    joined_by: str,
+) -> dict[str, Any]:
+    """The columns of one `reports` row (``data``: the analysis JSON, built once)."""
+    return {
+        "spool_id": spool_id,
+        "case_id": case_id,
+        "received_at": envelope.received_at or now,
+        "reporter": reporter_of(envelope, analysis),
+        "rcpt_tos": list(envelope.rcpt_tos),
+        "peer": envelope.peer,
+        "helo": envelope.helo,
+        "raw": raw,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "size": len(raw),
+        "subject": analysis.report.fields.subject,
+        "message_id": analysis.report.fields.message_id,
+        "analyzer_version": analysis.analyzer_version,
+        "analysis": data,
+        "created_at": now,
+        "joined_by": joined_by,
+    }
+
+
+def reporter_of(envelope: Envelope, analysis: Analysis) -> str:
     if envelope.mail_from:
         return envelope.mail_from
     from_ = analysis.report.fields.from_
@@ -196,24 +214,53 @@ def _case_original(analysis: Analysis) -> Original | None:
         index = inner
 
 
-def _new_case(analysis: Analysis, now: datetime) -> Case:
+def case_values(analysis: Analysis, now: datetime) -> dict[str, Any]:
+    """The columns of the case a report opens (summarised by its case original)."""
     first = _case_original(analysis)
     subject = (first.fields.subject if first else "") or analysis.report.fields.subject
-    return Case(
-        status=CaseStatus.NEW.value,
-        subject=subject,
-        created_at=now,
-        updated_at=now,
-        relay_ip=first.source.relay_ip if first else "",
-        origin_ip=first.source.origin_ip if first else "",
-        source_mode=first.source.mode.value if first else "unknown",
-        from_address=first.fields.from_.address if first and first.fields.from_ else "",
-    )
+    return {
+        "status": CaseStatus.NEW.value,
+        "subject": subject,
+        "created_at": now,
+        "updated_at": now,
+        "relay_ip": first.source.relay_ip if first else "",
+        "origin_ip": first.source.origin_ip if first else "",
+        "source_mode": first.source.mode.value if first else "unknown",
+        "from_address": first.fields.from_.address if first and first.fields.from_ else "",
+    }
 
 
-def _update_joined(
-    session: Session, case: Case, analysis: Analysis, how: str, spool_id: str, now: datetime
-) -> None:
+def _new_case(analysis: Analysis, now: datetime) -> Case:
+    return Case(**case_values(analysis, now))
+
+
+@dataclass(eq=False)
+class CaseState:
+    """A case the batch filer (store/batch.py) touches: loaded (and locked) from the
+    store, or opened by the batch (``id`` None until the batch's cases are inserted)."""
+
+    id: int | None
+    status: str
+    updated_at: datetime
+    relay_ip: str
+    origin_ip: str
+    source_mode: str
+    from_address: str
+    closed_at: datetime | None = None
+    subject: str = ""
+    created_at: datetime | None = None
+    changed: bool = False
+
+    @property
+    def case_id(self) -> int:
+        assert self.id is not None, "the batch's new cases are inserted first"
+        return self.id
+
+
+def join_case(
+    case: Case | CaseState, analysis: Analysis, how: str, spool_id: str, now: datetime
+) -> list[tuple[str, dict[str, Any]]]:
+    """Apply one report joining `case` to its columns; return the events (kind, detail)."""
     case.updated_at = now
     first = _case_original(analysis)
     if first is not None and not (case.relay_ip or case.origin_ip):
@@ -222,27 +269,24 @@ def _update_joined(
         case.origin_ip = first.source.origin_ip
         case.source_mode = first.source.mode.value
         case.from_address = first.fields.from_.address if first.fields.from_ else ""
-    session.add(
-        Event(
-            case_id=case.id,
-            at=now,
-            actor=SYSTEM_ACTOR,
-            kind="report_added",
-            detail={"report": spool_id, "joined_by": how, "originals": len(analysis.originals)},
+    events: list[tuple[str, dict[str, Any]]] = [
+        (
+            "report_added",
+            {"report": spool_id, "joined_by": how, "originals": len(analysis.originals)},
         )
-    )
+    ]
     if how == "thread" and case.status == CaseStatus.CLOSED.value:
         case.status = CaseStatus.OPEN.value
         case.closed_at = None
-        session.add(
-            Event(
-                case_id=case.id,
-                at=now,
-                actor=SYSTEM_ACTOR,
-                kind="reopened",
-                detail={"reason": "the reporter replied", "report": spool_id},
-            )
-        )
+        events.append(("reopened", {"reason": "the reporter replied", "report": spool_id}))
+    return events
+
+
+def _update_joined(
+    session: Session, case: Case, analysis: Analysis, how: str, spool_id: str, now: datetime
+) -> None:
+    for kind, detail in join_case(case, analysis, how, spool_id, now):
+        session.add(Event(case_id=case.id, at=now, actor=SYSTEM_ACTOR, kind=kind, detail=detail))
 
 
 def reply_ids(analysis: Analysis, raw: bytes) -> list[str]:
@@ -291,41 +335,50 @@ def _duplicate_target(session: Session, keys: list[str]) -> int | None:
 
 def link_identities(session: Session, case_id: int, seen: list[IdentitySeen]) -> None:
     """Get-or-create each identity (unique on kind+value) and attach it to the case."""
-    if not seen:
+    link_identities_of_cases(session, [(case_id, seen)])
+
+
+def link_identities_of_cases(
+    session: Session, seen_by_case: list[tuple[int, list[IdentitySeen]]]
+) -> None:
+    """`link_identities` for several cases at once: three statements in all."""
+    wanted = sorted({(i.kind, i.value, i.ip_key) for _, seen in seen_by_case for i in seen})
+    if not wanted:
         return
-    _insert_ignore(
+    insert_ignore(
         session,
         Identity.__table__,
-        [{"kind": i.kind, "value": i.value, "ip_key": i.ip_key} for i in seen],
+        [{"kind": kind, "value": value, "ip_key": key} for kind, value, key in wanted],
     )
     ids = {
         (kind, value): ident_id
         for ident_id, kind, value in session.execute(
             select(Identity.id, Identity.kind, Identity.value).where(
                 # both columns: the (kind, value) unique index serves it (value alone scans)
-                Identity.kind.in_(sorted({i.kind for i in seen})),
-                Identity.value.in_(sorted({i.value for i in seen})),
+                Identity.kind.in_(sorted({w[0] for w in wanted})),
+                Identity.value.in_(sorted({w[1] for w in wanted})),
             )
         )
     }
-    links: dict[int, bool] = {}
-    for i in seen:
-        ident_id = ids[(i.kind, i.value)]
-        links[ident_id] = links.get(ident_id, False) or i.links
-    _insert_ignore(
+    links: dict[tuple[int, int], bool] = {}
+    for case_id, seen in seen_by_case:
+        for i in seen:
+            pair = (case_id, ids[(i.kind, i.value)])
+            links[pair] = links.get(pair, False) or i.links
+    insert_ignore(
         session,
         CaseIdentity.__table__,
-        [{"case_id": case_id, "identity_id": k, "links": v} for k, v in sorted(links.items())],
+        [{"case_id": c, "identity_id": k, "links": v} for (c, k), v in sorted(links.items())],
     )
 
 
-def _table(model: type[object]) -> Table:
+def table_of(model: type[object]) -> Table:
     table = getattr(model, "__table__", None)
     assert isinstance(table, Table)
     return table
 
 
-def _insert_ignore(session: Session, table: object, rows: list[dict[str, object]]) -> None:
+def insert_ignore(session: Session, table: object, rows: list[dict[str, object]]) -> None:
     """INSERT … ON CONFLICT DO NOTHING, on PostgreSQL and SQLite."""
     if not rows:
         return

@@ -21,7 +21,7 @@ from stopitd.analysis.policy import Policy
 from stopitd.store.actions import CaseNotFoundError, record_event
 from stopitd.store.evidence import write_analysis
 from stopitd.store.fingerprints import dedupe_keys, identities
-from stopitd.store.intake import _insert_ignore, link_identities
+from stopitd.store.intake import insert_ignore, link_identities
 from stopitd.store.schema import AnalysisRow, Case, CaseIdentity, DedupeKey, OriginalRow, Report
 
 Verifier = Callable[[Analysis], Evidence]
@@ -75,7 +75,7 @@ def reanalyze_case(
         before.add(report.analyzer_version)
         write_analysis(session, report, result, now=now)
         keys = sorted({k for o in result.originals for k in dedupe_keys(o)})
-        _insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case_id} for k in keys])
+        insert_ignore(session, DedupeKey.__table__, [{"key": k, "case_id": case_id} for k in keys])
         done += 1
     if done:
         _refresh_case(session, case)
