@@ -7,6 +7,7 @@ while a burst arrives; this one is for profiling and for comparing worker change
 
     python -m bench.drain --messages 2000                 # the real worker process
     python -m bench.drain --messages 1000 --profile       # in-process, pyinstrument
+    python -m bench.drain --in-process [--one-by-one]     # in-process, batch path or not
 
 Shapes (``--shape``): ``bench`` repeats the intake bench's 8 KB report (every copy joins
 one case: the flood of one original); ``mixed`` cycles through the report-shaped fixtures
@@ -79,7 +80,7 @@ def fill(spool: Spool, messages: list[bytes]) -> None:
         )
 
 
-def drain_in_process(cfg: Settings, profile: Path | None) -> float:
+def drain_in_process(cfg: Settings, profile: Path | None, *, batched: bool = True) -> float:
     from stopitd import logs, outbound
     from stopitd.store import batch, cases, db
     from stopitd.worker import Worker
@@ -94,8 +95,8 @@ def drain_in_process(cfg: Settings, profile: Path | None) -> float:
         save_report=cases.save_report,
         check_schema=lambda: db.check_current(engine),
         after_save=outbound.on_report_saved,
-        save_reports=batch.save_reports,
-        after_saves=outbound.on_reports_saved,
+        save_reports=batch.save_reports if batched else None,
+        after_saves=outbound.on_reports_saved if batched else None,
     )
     signals = _StopWhenEmpty(spool)
     profiler: Any = None
@@ -159,6 +160,11 @@ def main() -> None:
         "--profile", type=Path, nargs="?", const=Path("bench/out/drain-profile.txt")
     )
     parser.add_argument("--in-process", action="store_true", help="no worker process")
+    parser.add_argument(
+        "--one-by-one",
+        action="store_true",
+        help="in-process: save_report per entry of a batch (the path before store/batch.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the folder (spool, db)")
     args = parser.parse_args()
 
@@ -173,10 +179,10 @@ def main() -> None:
         spool = Spool(cfg.spool.path)
         spool.create()
         fill(spool, backlog(args.shape, args.messages))
-        if args.profile is not None or args.in_process:
+        if args.profile is not None or args.in_process or args.one_by_one:
             if args.profile is not None:
                 args.profile.parent.mkdir(parents=True, exist_ok=True)
-            elapsed = drain_in_process(cfg, args.profile)
+            elapsed = drain_in_process(cfg, args.profile, batched=not args.one_by_one)
         else:
             elapsed = drain_in_worker_process(cfg)
         engine = db.make_engine(url)

@@ -353,10 +353,13 @@ class Worker:
         report. A store that is down puts every entry back. Any other error rolls the
         whole batch back and saves its entries one by one, so that only the bad entry
         counts an attempt and its neighbours are filed as if it had never been there.
+        With ``save_reports`` (the daemon's worker) a lone entry takes the batch path too
+        (it needs fewer statements than ``save_report``); a unique-key race or a deadlock
+        then files the entries one by one with ``save_report``.
         """
         if not batch:
             return Outcome.SAVED
-        if len(batch) == 1:
+        if len(batch) == 1 and self.save_reports is None:
             return self._save_alone(batch[0])
         try:
             self._check_schema()
@@ -373,7 +376,8 @@ class Worker:
                     self.spool.release(item.entry)
                 self._store_down(e)
                 return Outcome.STORE_DOWN
-            log.warning("batch_split", entries=len(batch), error=describe(e))
+            if len(batch) > 1:
+                log.warning("batch_split", entries=len(batch), error=describe(e))
             return self._save_one_by_one(batch)
         self._saved(saved)
         return Outcome.SAVED

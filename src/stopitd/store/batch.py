@@ -75,18 +75,7 @@ class Filed:
     fresh: bool
 
 
-_CASE_COLUMNS = (
-    "status",
-    "subject",
-    "created_at",
-    "updated_at",
-    "relay_ip",
-    "origin_ip",
-    "source_mode",
-    "from_address",
-    "closed_at",
-)
-# what a joining report may change (intake.join_case)
+# what a joining report may change (intake.join_case), and all a new case sets
 _CHANGED = (
     "status",
     "updated_at",
@@ -96,6 +85,7 @@ _CHANGED = (
     "from_address",
     "closed_at",
 )
+_CASE_COLUMNS = ("subject", "created_at", *_CHANGED)
 
 
 @dataclass(eq=False)
