@@ -11,13 +11,17 @@ already in the spool). SIGHUP re-reads the TLS certificate and key (new sessions
 them; a bad pair keeps the old one).
 
 Layout: this process runs the asyncio listener and a thread pool for spool writes; the
-worker is a spawned child process (see ``worker.py`` for why).
+worker is a spawned child process (see ``worker.py`` for why). The listener never imports
+SQLAlchemy, alembic or the analysis (issue 9's memory target: they would stay in its
+memory for its whole life): the schema check runs in a short-lived child process, and
+the worker's modules are imported in the worker process only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import signal
@@ -25,13 +29,14 @@ import socket
 import ssl
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Literal
 
 import structlog
-from sqlalchemy.engine import make_url
 
-from stopitd import logs, privileges, worker
+from stopitd import logs, privileges
 from stopitd.config import Settings
 from stopitd.errors import SchemaBehindError, SpoolError, StopitdError
 from stopitd.smtp import ConnectionLimits, Handler, Listener, bind_socket, load_tls_context
@@ -83,6 +88,14 @@ def watchdog_interval() -> float | None:
 # --- the worker process -----------------------------------------------------------------------
 
 
+def worker_main(settings: Settings, wake: Connection, parent_pid: int) -> None:
+    """The worker process's entry point. The worker's modules (SQLAlchemy, the analysis,
+    DNS, outbound) are imported here, in that process, never in the listener's."""
+    from stopitd import worker
+
+    worker.main(settings, wake, parent_pid)
+
+
 class WorkerProcess:
     """Starts the worker, restarts it if it dies, stops it gracefully."""
 
@@ -99,7 +112,7 @@ class WorkerProcess:
         self._close_pipe()
         wake_r, wake_w = self.ctx.Pipe(duplex=False)
         self.process = self.ctx.Process(
-            target=worker.main,
+            target=worker_main,
             args=(self.settings, wake_r, os.getpid()),
             name="stopitd-worker",
             daemon=False,
@@ -181,32 +194,72 @@ class WorkerProcess:
 # --- the daemon -------------------------------------------------------------------------------
 
 
-def _check_store(settings: Settings) -> None:
+CheckOutcome = Literal["ok", "behind", "down", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCheck:
+    """What the schema check found, and the store's URL without its password."""
+
+    outcome: CheckOutcome
+    detail: str
+    label: str
+
+
+def check_store(url: str) -> StoreCheck:
+    """The schema check, in a short-lived child process (forked: this process has no
+    threads yet), so that SQLAlchemy and alembic (~25 MB) never load in the listener."""
+    ctx = multiprocessing.get_context("fork")
+    sys.stderr.flush()  # nothing buffered here may be written twice by the child
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_check_store_child, args=(url, send), name="stopitd-check")
+    child.start()
+    send.close()
+    try:
+        fields = json.loads(receive.recv_bytes())
+        return StoreCheck(fields[0], fields[1], fields[2])
+    except (EOFError, OSError, ValueError, IndexError):
+        child.join()
+        return StoreCheck("error", f"the schema check exited with {child.exitcode}", url)
+    finally:
+        receive.close()
+        child.join()
+
+
+def _check_store_child(url: str, send: Connection) -> None:
+    result = _check_store(url)
+    send.send_bytes(json.dumps([result.outcome, result.detail, result.label]).encode())
+    send.close()
+
+
+def _check_store(url: str) -> StoreCheck:
     """Refuse a schema that is behind; start anyway (and say so) if the store is down."""
+    from sqlalchemy.engine import make_url
+
+    from stopitd import worker
     from stopitd.store import db
 
-    engine = db.make_engine(settings.database.url)
+    try:
+        label = make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        label = "(unparseable url)"
+    try:
+        engine = db.make_engine(url)
+    except Exception as e:  # e.g. a database URL SQLAlchemy cannot use
+        return StoreCheck("error", f"{type(e).__name__}: {e}", label)
     try:
         db.check_current(engine)
-    except SchemaBehindError:
-        raise
+    except SchemaBehindError as e:
+        return StoreCheck("behind", str(e), label)
+    except StopitdError as e:
+        return StoreCheck("error", str(e), label)
     except Exception as e:
-        if not worker.is_store_down(e):
-            raise
-        log.warning(
-            "store_unavailable_at_start",
-            error=worker.describe(e),
-            note="accepting reports; they become cases once the store is back",
-        )
+        if worker.is_store_down(e):
+            return StoreCheck("down", worker.describe(e), label)
+        return StoreCheck("error", f"{type(e).__name__}: {e}", label)
     finally:
         engine.dispose()
-
-
-def _store_label(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable url)"
+    return StoreCheck("ok", "", label)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -245,17 +298,19 @@ def run(settings: Settings) -> int:
 
 
 def _run_bound(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
-    try:
-        _check_store(settings)
-    except SchemaBehindError as e:
-        log.error("schema_behind", error=str(e))
+    check = check_store(settings.database.url)
+    if check.outcome == "behind":
+        log.error("schema_behind", error=check.detail)
         return 2
-    except StopitdError as e:
-        log.error("startup_failed", error=str(e))
+    if check.outcome == "error":
+        log.error("startup_failed", error=check.detail)
         return 1
-    except Exception as e:  # e.g. a database URL SQLAlchemy cannot use
-        log.error("startup_failed", error=f"{type(e).__name__}: {e}")
-        return 1
+    if check.outcome == "down":
+        log.warning(
+            "store_unavailable_at_start",
+            error=check.detail,
+            note="accepting reports; they become cases once the store is back",
+        )
     spool = Spool(settings.spool.path)
     try:
         spool.create()
@@ -263,14 +318,18 @@ def _run_bound(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | No
             removed = spool.clean_tmp()
             if removed:
                 log.info("spool_tmp_cleared", removed=removed)
-            return asyncio.run(_serve(settings, spool, sock, tls))
+            return asyncio.run(_serve(settings, spool, sock, tls, check.label))
     except SpoolError as e:
         log.error("startup_failed", error=str(e))
         return 1
 
 
 async def _serve(
-    settings: Settings, spool: Spool, sock: socket.socket, tls: ssl.SSLContext | None
+    settings: Settings,
+    spool: Spool,
+    sock: socket.socket,
+    tls: ssl.SSLContext | None,
+    store_label: str,
 ) -> int:
     loop = asyncio.get_running_loop()
     workers = WorkerProcess(settings)
@@ -337,7 +396,7 @@ async def _serve(
         summary=(
             f"listening on {listen} for reports to {accepts} "
             f"(up to {settings.smtp.max_message_size} bytes); spool {settings.spool.path}, "
-            f"store {_store_label(settings.database.url)}"
+            f"store {store_label}"
         ),
         listen=listen,
         report_addresses=list(settings.smtp.report_addresses),

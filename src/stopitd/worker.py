@@ -502,9 +502,25 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+# glibc malloc: blocks from this size up are mmapped, so the buffers of a big report go
+# back to the system once it is filed. By default the threshold rises to the largest block
+# freed (up to 32 MiB): after one 25 MB report every later one would reuse and keep heap
+# memory, and the worker's resident size would stay at its peak (issue 9's memory target).
+MMAP_THRESHOLD = 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def _return_big_buffers() -> None:
+    """Fix glibc's mmap threshold (a no-op with another C library)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
 def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
     """Entry point of the worker process (spawned by the daemon)."""
     _die_with_parent(parent_pid)
+    _return_big_buffers()
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
     signals = PipeSignals(wake)
