@@ -70,7 +70,13 @@ def make_engine(url: str, *, writer: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        connect_args: dict[str, Any] = {"timeout": 30}
+        if writer:
+            # pysqlite keeps each cached statement's last bound values until it runs again:
+            # the INSERT of a report kept a copy of its raw bytes (25 MB at the size limit)
+            # in the worker after every big report. Statements are prepared afresh instead.
+            connect_args["cached_statements"] = 0
+        engine = create_engine(parsed, connect_args=connect_args)
         event.listen(engine, "connect", _sqlite_pragmas)
         if writer:
             event.listen(engine, "connect", _sqlite_own_transactions)
