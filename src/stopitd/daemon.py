@@ -11,10 +11,10 @@ already in the spool). SIGHUP re-reads the TLS certificate and key (new sessions
 them; a bad pair keeps the old one).
 
 Layout: this process runs the asyncio listener and a thread pool for spool writes; the
-worker is a spawned child process (see ``worker.py`` for why). The listener never imports
-SQLAlchemy, alembic or the analysis (issue 9's memory target: they would stay in its
-memory for its whole life): the schema check runs in a short-lived child process, and
-the worker's modules are imported in the worker process only.
+worker is a child process, a fresh interpreter (see ``worker.py`` for why). The listener
+never imports SQLAlchemy, alembic or the analysis (issue 9's memory target: they would
+stay in its memory for its whole life): the schema check runs in a short-lived child
+process, and the worker's modules are imported in the worker process only.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ import contextlib
 import json
 import multiprocessing
 import os
+import pickle
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Literal
 
 import structlog
@@ -87,39 +88,46 @@ def watchdog_interval() -> float | None:
 
 # --- the worker process -----------------------------------------------------------------------
 
+# The worker is a fresh interpreter (as multiprocessing's spawn would start it) launched
+# with subprocess: multiprocessing's spawn also starts its resource tracker, a third Python
+# process (~12 MB) that stopitd has no use for (it tracks named semaphores and shared
+# memory). The settings go to the worker over a pipe, the wake pipe is inherited.
+_WORKER_BOOT = "from stopitd.worker import boot; boot()"
 
-def worker_main(settings: Settings, wake: Connection, parent_pid: int) -> None:
-    """The worker process's entry point. The worker's modules (SQLAlchemy, the analysis,
-    DNS, outbound) are imported here, in that process, never in the listener's."""
-    from stopitd import worker
 
-    worker.main(settings, wake, parent_pid)
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout)
 
 
 class WorkerProcess:
     """Starts the worker, restarts it if it dies, stops it gracefully."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, head: str = "") -> None:
         self.settings = settings
-        self.ctx: SpawnContext = multiprocessing.get_context("spawn")
-        self.process: SpawnProcess | None = None
-        self._wake_w: Connection | None = None
+        self.head = head  # the schema head found at start: the worker checks against it
+        self.process: subprocess.Popen[bytes] | None = None
+        self._wake_w: int | None = None
         self.stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Spawn a worker with a fresh wake pipe (a dead worker's pipe is never reused)."""
+        """Start a worker with a fresh wake pipe (a dead worker's pipe is never reused)."""
         self._close_pipe()
-        wake_r, wake_w = self.ctx.Pipe(duplex=False)
-        self.process = self.ctx.Process(
-            target=worker_main,
-            args=(self.settings, wake_r, os.getpid()),
-            name="stopitd-worker",
-            daemon=False,
-        )
-        self.process.start()
-        wake_r.close()
-        os.set_blocking(wake_w.fileno(), False)
+        wake_r, wake_w = os.pipe()
+        setup_r, setup_w = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_BOOT, str(wake_r), str(setup_r)],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(wake_r, setup_r),
+            )
+        finally:
+            os.close(wake_r)
+            os.close(setup_r)
+        with os.fdopen(setup_w, "wb") as setup:
+            pickle.dump((self.settings, os.getpid(), self.head), setup)
+        os.set_blocking(wake_w, False)
         self._wake_w = wake_w
 
     def poke(self, _spool_id: str = "") -> None:
@@ -127,11 +135,11 @@ class WorkerProcess:
         if self._wake_w is None:
             return
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
-            os.write(self._wake_w.fileno(), b"w")
+            os.write(self._wake_w, b"w")
 
     def _close_pipe(self) -> None:
         if self._wake_w is not None:
-            self._wake_w.close()  # EOF: the worker stops after its current entry
+            os.close(self._wake_w)  # EOF: the worker stops after its current entry
             self._wake_w = None
 
     def supervise(self) -> None:
@@ -141,18 +149,19 @@ class WorkerProcess:
         assert self.process is not None
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        sentinel = self.process.sentinel
+        pidfd = os.pidfd_open(self.process.pid)  # readable once the process has exited
 
         def exited() -> None:
             if not done.done():
                 done.set_result(None)
 
-        loop.add_reader(sentinel, exited)
+        loop.add_reader(pidfd, exited)
         try:
             await done
         finally:
-            loop.remove_reader(sentinel)
-        self.process.join()
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        self.process.wait()
 
     async def _supervise(self) -> None:
         delay = 1.0
@@ -161,7 +170,7 @@ class WorkerProcess:
             if self.stopping:
                 return
             assert self.process is not None
-            log.error("worker_died", exitcode=self.process.exitcode, restart_in=delay)
+            log.error("worker_died", exitcode=self.process.returncode, restart_in=delay)
             await asyncio.sleep(delay)
             if self.stopping:
                 return
@@ -179,15 +188,15 @@ class WorkerProcess:
         proc = self.process
         if proc is None:
             return None
-        await asyncio.to_thread(proc.join, timeout)
-        if proc.is_alive():
+        await asyncio.to_thread(_wait, proc, timeout)
+        if proc.poll() is None:
             log.error("worker_stop_timed_out", timeout_s=timeout)
             proc.kill()
-            await asyncio.to_thread(proc.join, 5)
-        return proc.exitcode
+            await asyncio.to_thread(_wait, proc, 5)
+        return proc.returncode
 
     def kill(self) -> None:
-        if self.process is not None and self.process.is_alive():
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
 
 
@@ -199,11 +208,13 @@ CheckOutcome = Literal["ok", "behind", "down", "error"]
 
 @dataclass(frozen=True, slots=True)
 class StoreCheck:
-    """What the schema check found, and the store's URL without its password."""
+    """What the schema check found, the store's URL without its password, and the
+    schema head this stopitd needs (the worker checks against it without alembic)."""
 
     outcome: CheckOutcome
     detail: str
     label: str
+    head: str = ""
 
 
 def check_store(url: str) -> StoreCheck:
@@ -217,7 +228,7 @@ def check_store(url: str) -> StoreCheck:
     send.close()
     try:
         fields = json.loads(receive.recv_bytes())
-        return StoreCheck(fields[0], fields[1], fields[2])
+        return StoreCheck(fields[0], fields[1], fields[2], fields[3])
     except (EOFError, OSError, ValueError, IndexError):
         child.join()
         return StoreCheck("error", f"the schema check exited with {child.exitcode}", url)
@@ -228,7 +239,8 @@ def check_store(url: str) -> StoreCheck:
 
 def _check_store_child(url: str, send: Connection) -> None:
     result = _check_store(url)
-    send.send_bytes(json.dumps([result.outcome, result.detail, result.label]).encode())
+    fields = [result.outcome, result.detail, result.label, result.head]
+    send.send_bytes(json.dumps(fields).encode())
     send.close()
 
 
@@ -244,22 +256,25 @@ def _check_store(url: str) -> StoreCheck:
     except Exception:
         label = "(unparseable url)"
     try:
+        head = db.head_revision()
         engine = db.make_engine(url)
+    except StopitdError as e:
+        return StoreCheck("error", str(e), label)
     except Exception as e:  # e.g. a database URL SQLAlchemy cannot use
         return StoreCheck("error", f"{type(e).__name__}: {e}", label)
     try:
-        db.check_current(engine)
+        db.check_revision(engine, head)
     except SchemaBehindError as e:
-        return StoreCheck("behind", str(e), label)
+        return StoreCheck("behind", str(e), label, head)
     except StopitdError as e:
-        return StoreCheck("error", str(e), label)
+        return StoreCheck("error", str(e), label, head)
     except Exception as e:
         if worker.is_store_down(e):
-            return StoreCheck("down", worker.describe(e), label)
-        return StoreCheck("error", f"{type(e).__name__}: {e}", label)
+            return StoreCheck("down", worker.describe(e), label, head)
+        return StoreCheck("error", f"{type(e).__name__}: {e}", label, head)
     finally:
         engine.dispose()
-    return StoreCheck("ok", "", label)
+    return StoreCheck("ok", "", label, head)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -318,7 +333,7 @@ def _run_bound(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | No
             removed = spool.clean_tmp()
             if removed:
                 log.info("spool_tmp_cleared", removed=removed)
-            return asyncio.run(_serve(settings, spool, sock, tls, check.label))
+            return asyncio.run(_serve(settings, spool, sock, tls, check))
     except SpoolError as e:
         log.error("startup_failed", error=str(e))
         return 1
@@ -329,10 +344,10 @@ async def _serve(
     spool: Spool,
     sock: socket.socket,
     tls: ssl.SSLContext | None,
-    store_label: str,
+    check: StoreCheck,
 ) -> int:
     loop = asyncio.get_running_loop()
-    workers = WorkerProcess(settings)
+    workers = WorkerProcess(settings, check.head)
     workers.start()
     workers.supervise()
     executor = ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool")
@@ -396,7 +411,7 @@ async def _serve(
         summary=(
             f"listening on {listen} for reports to {accepts} "
             f"(up to {settings.smtp.max_message_size} bytes); spool {settings.spool.path}, "
-            f"store {store_label}"
+            f"store {check.label}"
         ),
         listen=listen,
         report_addresses=list(settings.smtp.report_addresses),

@@ -39,8 +39,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import pickle
 import select
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -52,6 +54,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
 import structlog
+from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -517,8 +520,26 @@ def _return_big_buffers() -> None:
         libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
-def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
-    """Entry point of the worker process (spawned by the daemon)."""
+def _schema_check(engine: Engine, head: str) -> Callable[[], None]:
+    from stopitd.store import db
+
+    if head:
+        return lambda: db.check_revision(engine, head)
+    return lambda: db.check_current(engine)
+
+
+def boot() -> None:
+    """The worker process as the daemon starts it: ``python -c`` with two inherited pipes
+    in argv, the wake pipe and one that carries the settings and the daemon's pid."""
+    wake_fd, setup_fd = int(sys.argv[1]), int(sys.argv[2])
+    with os.fdopen(setup_fd, "rb") as setup:
+        settings, parent_pid, head = pickle.load(setup)
+    main(settings, Connection(wake_fd, writable=False), parent_pid, head)
+
+
+def main(settings: Settings, wake: Connection, parent_pid: int, head: str = "") -> None:
+    """Entry point of the worker process (started by the daemon). With ``head`` (the
+    schema head the daemon's start-up check found) the schema is checked without alembic."""
     _die_with_parent(parent_pid)
     _return_big_buffers()
     with contextlib.suppress(OSError):
@@ -550,7 +571,7 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
                 sessions,
                 settings,
                 save_report=cases.save_report,
-                check_schema=lambda: db.check_current(engine),
+                check_schema=_schema_check(engine, head),
                 after_save=outbound.on_report_saved,
                 after_commit=sender_wake.set,
             )
