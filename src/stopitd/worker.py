@@ -2,7 +2,8 @@
 
 Process layout (see also ``daemon.py``): the daemon's main process runs only the asyncio
 SMTP listener (plus a thread pool for the spool's fsyncs); the worker runs in a *separate
-process* (multiprocessing, spawn context). Analysis is CPU-bound pure Python and SQLAlchemy
+process*, a fresh interpreter (``boot``, started by ``daemon.WorkerProcess``). Analysis is
+CPU-bound pure Python and SQLAlchemy
 holds the GIL for much of a save; in the listener's process either would steal the
 interpreter from the event loop and stretch every DATA -> 250 under load. With two cores
 and two processes the listener keeps its own interpreter (issue 9: intake must stay near
