@@ -11,27 +11,33 @@ already in the spool). SIGHUP re-reads the TLS certificate and key (new sessions
 them; a bad pair keeps the old one).
 
 Layout: this process runs the asyncio listener and a thread pool for spool writes; the
-worker is a spawned child process (see ``worker.py`` for why).
+worker is a child process, a fresh interpreter (see ``worker.py`` for why). The listener
+never imports SQLAlchemy, alembic or the analysis (issue 9's memory target: they would
+stay in its memory for its whole life): the schema check runs in a short-lived child
+process, and the worker's modules are imported in the worker process only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
+import pickle
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Literal
 
 import structlog
-from sqlalchemy.engine import make_url
 
-from stopitd import logs, privileges, worker
+from stopitd import logs, privileges
 from stopitd.config import Settings
 from stopitd.errors import SchemaBehindError, SpoolError, StopitdError
 from stopitd.smtp import ConnectionLimits, Handler, Listener, bind_socket, load_tls_context
@@ -82,31 +88,46 @@ def watchdog_interval() -> float | None:
 
 # --- the worker process -----------------------------------------------------------------------
 
+# The worker is a fresh interpreter (as multiprocessing's spawn would start it) launched
+# with subprocess: multiprocessing's spawn also starts its resource tracker, a third Python
+# process (~12 MB) that stopitd has no use for (it tracks named semaphores and shared
+# memory). The settings go to the worker over a pipe, the wake pipe is inherited.
+_WORKER_BOOT = "from stopitd.worker import boot; boot()"
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout)
+
 
 class WorkerProcess:
     """Starts the worker, restarts it if it dies, stops it gracefully."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, head: str = "") -> None:
         self.settings = settings
-        self.ctx: SpawnContext = multiprocessing.get_context("spawn")
-        self.process: SpawnProcess | None = None
-        self._wake_w: Connection | None = None
+        self.head = head  # the schema head found at start: the worker checks against it
+        self.process: subprocess.Popen[bytes] | None = None
+        self._wake_w: int | None = None
         self.stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Spawn a worker with a fresh wake pipe (a dead worker's pipe is never reused)."""
+        """Start a worker with a fresh wake pipe (a dead worker's pipe is never reused)."""
         self._close_pipe()
-        wake_r, wake_w = self.ctx.Pipe(duplex=False)
-        self.process = self.ctx.Process(
-            target=worker.main,
-            args=(self.settings, wake_r, os.getpid()),
-            name="stopitd-worker",
-            daemon=False,
-        )
-        self.process.start()
-        wake_r.close()
-        os.set_blocking(wake_w.fileno(), False)
+        wake_r, wake_w = os.pipe()
+        setup_r, setup_w = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_BOOT, str(wake_r), str(setup_r)],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(wake_r, setup_r),
+            )
+        finally:
+            os.close(wake_r)
+            os.close(setup_r)
+        with os.fdopen(setup_w, "wb") as setup:
+            pickle.dump((self.settings, os.getpid(), self.head), setup)
+        os.set_blocking(wake_w, False)
         self._wake_w = wake_w
 
     def poke(self, _spool_id: str = "") -> None:
@@ -114,11 +135,11 @@ class WorkerProcess:
         if self._wake_w is None:
             return
         with contextlib.suppress(BlockingIOError, BrokenPipeError):
-            os.write(self._wake_w.fileno(), b"w")
+            os.write(self._wake_w, b"w")
 
     def _close_pipe(self) -> None:
         if self._wake_w is not None:
-            self._wake_w.close()  # EOF: the worker stops after its current entry
+            os.close(self._wake_w)  # EOF: the worker stops after its current entry
             self._wake_w = None
 
     def supervise(self) -> None:
@@ -128,18 +149,19 @@ class WorkerProcess:
         assert self.process is not None
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        sentinel = self.process.sentinel
+        pidfd = os.pidfd_open(self.process.pid)  # readable once the process has exited
 
         def exited() -> None:
             if not done.done():
                 done.set_result(None)
 
-        loop.add_reader(sentinel, exited)
+        loop.add_reader(pidfd, exited)
         try:
             await done
         finally:
-            loop.remove_reader(sentinel)
-        self.process.join()
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        self.process.wait()
 
     async def _supervise(self) -> None:
         delay = 1.0
@@ -148,7 +170,7 @@ class WorkerProcess:
             if self.stopping:
                 return
             assert self.process is not None
-            log.error("worker_died", exitcode=self.process.exitcode, restart_in=delay)
+            log.error("worker_died", exitcode=self.process.returncode, restart_in=delay)
             await asyncio.sleep(delay)
             if self.stopping:
                 return
@@ -166,47 +188,93 @@ class WorkerProcess:
         proc = self.process
         if proc is None:
             return None
-        await asyncio.to_thread(proc.join, timeout)
-        if proc.is_alive():
+        await asyncio.to_thread(_wait, proc, timeout)
+        if proc.poll() is None:
             log.error("worker_stop_timed_out", timeout_s=timeout)
             proc.kill()
-            await asyncio.to_thread(proc.join, 5)
-        return proc.exitcode
+            await asyncio.to_thread(_wait, proc, 5)
+        return proc.returncode
 
     def kill(self) -> None:
-        if self.process is not None and self.process.is_alive():
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
 
 
 # --- the daemon -------------------------------------------------------------------------------
 
 
-def _check_store(settings: Settings) -> None:
+CheckOutcome = Literal["ok", "behind", "down", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCheck:
+    """What the schema check found, the store's URL without its password, and the
+    schema head this stopitd needs (the worker checks against it without alembic)."""
+
+    outcome: CheckOutcome
+    detail: str
+    label: str
+    head: str = ""
+
+
+def check_store(url: str) -> StoreCheck:
+    """The schema check, in a short-lived child process (forked: this process has no
+    threads yet), so that SQLAlchemy and alembic (~25 MB) never load in the listener."""
+    ctx = multiprocessing.get_context("fork")
+    sys.stderr.flush()  # nothing buffered here may be written twice by the child
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_check_store_child, args=(url, send), name="stopitd-check")
+    child.start()
+    send.close()
+    try:
+        fields = json.loads(receive.recv_bytes())
+        return StoreCheck(fields[0], fields[1], fields[2], fields[3])
+    except (EOFError, OSError, ValueError, IndexError):
+        child.join()
+        return StoreCheck("error", f"the schema check exited with {child.exitcode}", url)
+    finally:
+        receive.close()
+        child.join()
+
+
+def _check_store_child(url: str, send: Connection) -> None:
+    result = _check_store(url)
+    fields = [result.outcome, result.detail, result.label, result.head]
+    send.send_bytes(json.dumps(fields).encode())
+    send.close()
+
+
+def _check_store(url: str) -> StoreCheck:
     """Refuse a schema that is behind; start anyway (and say so) if the store is down."""
+    from sqlalchemy.engine import make_url
+
+    from stopitd import worker
     from stopitd.store import db
 
-    engine = db.make_engine(settings.database.url)
     try:
-        db.check_current(engine)
-    except SchemaBehindError:
-        raise
+        label = make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        label = "(unparseable url)"
+    try:
+        head = db.head_revision()
+        engine = db.make_engine(url)
+    except StopitdError as e:
+        return StoreCheck("error", str(e), label)
+    except Exception as e:  # e.g. a database URL SQLAlchemy cannot use
+        return StoreCheck("error", f"{type(e).__name__}: {e}", label)
+    try:
+        db.check_revision(engine, head)
+    except SchemaBehindError as e:
+        return StoreCheck("behind", str(e), label, head)
+    except StopitdError as e:
+        return StoreCheck("error", str(e), label, head)
     except Exception as e:
-        if not worker.is_store_down(e):
-            raise
-        log.warning(
-            "store_unavailable_at_start",
-            error=worker.describe(e),
-            note="accepting reports; they become cases once the store is back",
-        )
+        if worker.is_store_down(e):
+            return StoreCheck("down", worker.describe(e), label, head)
+        return StoreCheck("error", f"{type(e).__name__}: {e}", label, head)
     finally:
         engine.dispose()
-
-
-def _store_label(url: str) -> str:
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparseable url)"
+    return StoreCheck("ok", "", label, head)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -245,17 +313,19 @@ def run(settings: Settings) -> int:
 
 
 def _run_bound(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
-    try:
-        _check_store(settings)
-    except SchemaBehindError as e:
-        log.error("schema_behind", error=str(e))
+    check = check_store(settings.database.url)
+    if check.outcome == "behind":
+        log.error("schema_behind", error=check.detail)
         return 2
-    except StopitdError as e:
-        log.error("startup_failed", error=str(e))
+    if check.outcome == "error":
+        log.error("startup_failed", error=check.detail)
         return 1
-    except Exception as e:  # e.g. a database URL SQLAlchemy cannot use
-        log.error("startup_failed", error=f"{type(e).__name__}: {e}")
-        return 1
+    if check.outcome == "down":
+        log.warning(
+            "store_unavailable_at_start",
+            error=check.detail,
+            note="accepting reports; they become cases once the store is back",
+        )
     spool = Spool(settings.spool.path)
     try:
         spool.create()
@@ -263,17 +333,21 @@ def _run_bound(settings: Settings, sock: socket.socket, tls: ssl.SSLContext | No
             removed = spool.clean_tmp()
             if removed:
                 log.info("spool_tmp_cleared", removed=removed)
-            return asyncio.run(_serve(settings, spool, sock, tls))
+            return asyncio.run(_serve(settings, spool, sock, tls, check))
     except SpoolError as e:
         log.error("startup_failed", error=str(e))
         return 1
 
 
 async def _serve(
-    settings: Settings, spool: Spool, sock: socket.socket, tls: ssl.SSLContext | None
+    settings: Settings,
+    spool: Spool,
+    sock: socket.socket,
+    tls: ssl.SSLContext | None,
+    check: StoreCheck,
 ) -> int:
     loop = asyncio.get_running_loop()
-    workers = WorkerProcess(settings)
+    workers = WorkerProcess(settings, check.head)
     workers.start()
     workers.supervise()
     executor = ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool")
@@ -337,7 +411,7 @@ async def _serve(
         summary=(
             f"listening on {listen} for reports to {accepts} "
             f"(up to {settings.smtp.max_message_size} bytes); spool {settings.spool.path}, "
-            f"store {_store_label(settings.database.url)}"
+            f"store {check.label}"
         ),
         listen=listen,
         report_addresses=list(settings.smtp.report_addresses),

@@ -34,6 +34,7 @@ from stopitd.analysis.model import Envelope
 from stopitd.errors import SpoolError
 
 ENVELOPE_VERSION = 1
+_ENVELOPE_READ = 65536  # an envelope line is far shorter (it holds a few addresses)
 SUBDIRS = ("tmp", "new", "cur", "failed")
 REASON_SUFFIX = ".reason"
 STORE_DOWN_MARKER = ".store-down"
@@ -414,11 +415,20 @@ class Spool:
         return Entry(id=parsed[0], attempts=parsed[1], path=self.cur / name)
 
     def read(self, entry: Entry) -> tuple[Envelope, bytes]:
+        """The envelope and the raw message. The message is read straight into one
+        ``bytes``: read whole and then split, a max-size report was briefly held twice."""
         try:
-            data = entry.path.read_bytes()
+            with open(entry.path, "rb", buffering=0) as fh:
+                head = fh.read(_ENVELOPE_READ)
+                end = head.find(b"\n")
+                if end < 0:  # no line end in the first read: split it the simple way
+                    return decode_entry(head + fh.readall())
+                fh.seek(end + 1)
+                raw = fh.readall()
         except OSError as e:
             raise SpoolError(f"cannot read {entry.path}: {e.strerror}") from None
-        return decode_entry(data)
+        envelope, _ = decode_entry(head[: end + 1])
+        return envelope, raw
 
     def finish(self, entry: Entry) -> None:
         """The entry is saved: remove it (a crash before this only repeats an idempotent save)."""

@@ -2,7 +2,8 @@
 
 Process layout (see also ``daemon.py``): the daemon's main process runs only the asyncio
 SMTP listener (plus a thread pool for the spool's fsyncs); the worker runs in a *separate
-process* (multiprocessing, spawn context). Analysis is CPU-bound pure Python and SQLAlchemy
+process*, a fresh interpreter (``boot``, started by ``daemon.WorkerProcess``). Analysis is
+CPU-bound pure Python and SQLAlchemy
 holds the GIL for much of a save; in the listener's process either would steal the
 interpreter from the event loop and stretch every DATA -> 250 under load. With two cores
 and two processes the listener keeps its own interpreter (issue 9: intake must stay near
@@ -39,8 +40,10 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import pickle
 import select
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -52,6 +55,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
+from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session
 
@@ -538,9 +542,43 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
-    """Entry point of the worker process (spawned by the daemon)."""
+# glibc malloc: blocks from this size up are mmapped, so the buffers of a big report go
+# back to the system once it is filed. By default the threshold rises to the largest block
+# freed (up to 32 MiB): after one 25 MB report every later one would reuse and keep heap
+# memory, and the worker's resident size would stay at its peak (issue 9's memory target).
+MMAP_THRESHOLD = 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+
+
+def _return_big_buffers() -> None:
+    """Fix glibc's mmap threshold (a no-op with another C library)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+
+
+def _schema_check(engine: Engine, head: str) -> Callable[[], None]:
+    from stopitd.store import db
+
+    if head:
+        return lambda: db.check_revision(engine, head)
+    return lambda: db.check_current(engine)
+
+
+def boot() -> None:
+    """The worker process as the daemon starts it: ``python -c`` with two inherited pipes
+    in argv, the wake pipe and one that carries the settings and the daemon's pid."""
+    wake_fd, setup_fd = int(sys.argv[1]), int(sys.argv[2])
+    with os.fdopen(setup_fd, "rb") as setup:
+        settings, parent_pid, head = pickle.load(setup)
+    main(settings, Connection(wake_fd, writable=False), parent_pid, head)
+
+
+def main(settings: Settings, wake: Connection, parent_pid: int, head: str = "") -> None:
+    """Entry point of the worker process (started by the daemon). With ``head`` (the
+    schema head the daemon's start-up check found) the schema is checked without alembic."""
     _die_with_parent(parent_pid)
+    _return_big_buffers()
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
     signals = PipeSignals(wake)
@@ -570,7 +608,7 @@ def main(settings: Settings, wake: Connection, parent_pid: int) -> None:
                 sessions,
                 settings,
                 save_report=cases.save_report,
-                check_schema=lambda: db.check_current(engine),
+                check_schema=_schema_check(engine, head),
                 after_save=outbound.on_report_saved,
                 after_commit=sender_wake.set,
                 save_reports=batch.save_reports,

@@ -1,12 +1,15 @@
 """The pure analysis: ``analyze`` (bytes -> Analysis) and ``conclude`` (+ Evidence).
 
 No I/O here or below: see ARCHITECTURE.md, "The one rule".
+
+The parts of the analysis are imported when ``analyze`` or ``conclude`` first runs, not
+with the package: the daemon's listener process needs ``model`` (the envelope) and
+``policy`` (the settings) only, and would otherwise keep the whole analysis and the
+libraries it reads .msg files with in memory (issue 9's memory target).
 """
 
 from __future__ import annotations
 
-from stopitd.analysis import authres, conclusion, forwarded, received, source, trust
-from stopitd.analysis.headers import parse_fields, split_message
 from stopitd.analysis.model import Analysis, Envelope, Evidence, Original
 from stopitd.analysis.policy import Policy
 
@@ -14,6 +17,9 @@ __all__ = ["analyze", "conclude"]
 
 
 def _analyze_original(original: Original, policy: Policy) -> Original:
+    from stopitd.analysis import authres, received, source, trust
+    from stopitd.analysis.headers import parse_fields, split_message
+
     if original.header_fields is not None:
         fields = list(original.header_fields)
     else:
@@ -48,6 +54,8 @@ def analyze(
 
     With ``as_original`` the bytes are the offending message itself, not a report.
     """
+    from stopitd.analysis import forwarded
+
     del envelope  # reserved: the report's envelope will inform the reply logic
     if as_original:
         report, originals = forwarded.as_original(raw, policy.limits)
@@ -61,6 +69,8 @@ def analyze(
 
 def conclude(analysis: Analysis, evidence: Evidence, policy: Policy) -> Analysis:
     """Fold verified evidence (DKIM, ARC, SPF, DMARC) into each original's verdict."""
+    from stopitd.analysis import conclusion
+
     originals = []
     for i, original in enumerate(analysis.originals):
         ev = evidence.originals[i] if i < len(evidence.originals) else None

@@ -4,6 +4,9 @@ A .msg keeps the transport headers the message arrived with (PR_TRANSPORT_MESSAG
 ``__substg1.0_007D``) when it was received mail; a draft or sent item has none. The body
 is the plain-text body property. Embedded .msg attachments (a forward of a forward in
 Outlook) are read too, up to the caller's depth.
+
+extract-msg (and what it loads: ~14 MB) is imported at the first .msg, not with the
+analysis: most workers never see one (issue 9's memory target).
 """
 
 from __future__ import annotations
@@ -11,8 +14,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import extract_msg
 
 from stopitd.analysis.fields import message_id, parse_addresses
 
@@ -78,6 +79,8 @@ def _read(msg: object, depth: int, max_depth: int) -> MsgMessage:
 
 def read_msg(data: bytes, max_depth: int) -> MsgMessage | str:
     """The message in a .msg file, or a line saying why it could not be read."""
+    import extract_msg
+
     try:
         msg = extract_msg.openMsg(data, strict=False, delayAttachments=False)
     except Exception as e:  # extract-msg raises many kinds on damaged files

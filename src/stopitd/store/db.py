@@ -1,20 +1,24 @@
-"""Engine and sessions from a URL; migrations (alembic) and the schema-current check."""
+"""Engine and sessions from a URL; migrations (alembic) and the schema-current check.
+
+alembic (~9 MB with what it loads) is imported by the functions that use it: the daemon's
+worker checks its schema with ``check_revision`` against the head the daemon's start-up
+check found, so it never loads alembic (issue 9's memory target).
+"""
 
 from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from stopitd.errors import SchemaBehindError, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def migrations_dir() -> Path:
@@ -70,7 +74,13 @@ def make_engine(url: str, *, writer: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 30})
+        connect_args: dict[str, Any] = {"timeout": 30}
+        if writer:
+            # pysqlite keeps each cached statement's last bound values until it runs again:
+            # the INSERT of a report kept a copy of its raw bytes (25 MB at the size limit)
+            # in the worker after every big report. Statements are prepared afresh instead.
+            connect_args["cached_statements"] = 0
+        engine = create_engine(parsed, connect_args=connect_args)
         event.listen(engine, "connect", _sqlite_pragmas)
         if writer:
             event.listen(engine, "connect", _sqlite_own_transactions)
@@ -84,6 +94,8 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -91,6 +103,8 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     head = script.get_current_head()
     if head is None:
@@ -99,6 +113,8 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -106,6 +122,8 @@ def current_revision(engine: Engine) -> str | None:
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate to `revision`. On SQLite, foreign keys are off while tables are rebuilt
     (batch mode copies a table and drops the old one) and checked afterwards."""
+    from alembic import command
+
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
@@ -129,8 +147,26 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def check_current(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not this stopitd's head."""
-    current = current_revision(engine)
-    head = head_revision()
+    _refuse_behind(current_revision(engine), head_revision())
+
+
+def stored_revision(engine: Engine) -> str | None:
+    """The revision in ``alembic_version`` (what alembic reads), without loading alembic."""
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise SchemaBehindError(f"the case store records several schema heads: {sorted(rows)}")
+    return str(rows[0]) if rows else None
+
+
+def check_revision(engine: Engine, head: str) -> None:
+    """``check_current`` against a head found before (the daemon's start-up check)."""
+    _refuse_behind(stored_revision(engine), head)
+
+
+def _refuse_behind(current: str | None, head: str) -> None:
     if current != head:
         state = "empty (never migrated)" if current is None else f"at revision {current}"
         raise SchemaBehindError(
