@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
 from rich.console import Console
@@ -12,6 +10,7 @@ from rich.console import Console
 from stopitd import verify
 from stopitd.analysis import analyze as run_analysis
 from stopitd.analysis import conclude
+from stopitd.analysis.jsontext import analysis_json_text
 from stopitd.analysis.model import (
     Analysis,
     Envelope,
@@ -19,7 +18,6 @@ from stopitd.analysis.model import (
     Finding,
     ReportInfo,
     Severity,
-    analysis_to_json,
 )
 from stopitd.analysis.policy import Policy
 from stopitd.cli.common import config_option, state
@@ -93,11 +91,9 @@ def analyze(
     for path in files:
         result = analyze_file(path, settings, as_original=as_original, dns=dns, policy=policy)
         if as_json:
-            data: dict[str, Any] = {"file": path}
-            data.update(analysis_to_json(result))
             # one write per line, no flush: click.echo's per-call checks cost more than a
             # whole small analysis
-            sys.stdout.write(json_line(data))
+            sys.stdout.write(json_line(analysis_json_text(result, path)))
         else:
             console.print(render_analysis(path, result))
 
@@ -108,9 +104,8 @@ def analyze(
 _LINE_BREAKERS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def json_line(data: dict[str, Any]) -> str:
-    """One result as one line of JSON (UTF-8 kept readable, Unicode line breaks escaped)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+def json_line(text: str) -> str:
+    """Compact JSON text as one line (UTF-8 kept readable, Unicode line breaks escaped)."""
     if "\x85" in text or "\u2028" in text or "\u2029" in text:  # rare: searched in C first
         text = text.translate(_LINE_BREAKERS)
     return text + "\n"
