@@ -35,8 +35,8 @@ def _unreadable(path: str, reason: str) -> Analysis:
 def _read(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
-    with open(path, "rb") as f:
-        return f.read()
+    with open(path, "rb", buffering=0) as f:  # a raw file: no buffer object for one read
+        return f.readall()
 
 
 def analyze_file(
