@@ -131,6 +131,12 @@ def parse(text: str) -> Address | None:
     plain = _v4_int(s)
     if plain is not None:  # [1.2.3.4], 1.2.3.4:25, ...
         return ipaddress.IPv4Address(plain)
+    return _parse_stripped(s)
+
+
+def _parse_stripped(s: str) -> Address | None:
+    """``parse``'s general part, for ``s`` that ``_strip`` returned and that is no plain
+    dotted quad."""
     if not s or len(s) > 45 or _NOT_IP_CHAR.search(s) is not None:
         return None  # a host name, mostly: no exception raised to say so
     try:
@@ -153,7 +159,7 @@ def normalise(text: str) -> str:
     stripped = _strip(text)
     if _PLAIN_V4.fullmatch(stripped) is not None:
         return stripped
-    ip = parse(text)
+    ip = _parse_stripped(stripped)  # what ``parse(text)`` gives here, without its first steps
     return "" if ip is None else str(ip)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from stopitd.analysis.headers import HeaderField
@@ -427,37 +427,50 @@ _TUPLE_OF = re.compile(r"tuple\[(\w+), \.\.\.\]")
 _OPTIONAL = re.compile(r"(\w+) \| None")
 
 
-def _value_code(name: str, annotation: str, ns: dict[str, Any]) -> str:
-    """Python text converting ``v.<name>``, specialised by its declared type; every
-    specialisation checks the exact class first and falls back to ``to_jsonable``."""
+class Dialect(NamedTuple):
+    """How generated code writes values of each declared type (see ``value_code``)."""
+
+    each: dict[str, str]  # shape -> code for one value ``x`` of that declared type
+    sequence: str  # code for the whole tuple, from ``{each}`` (the code for one item ``i``)
+    none: str  # code for None
+    fallback: str  # name of the function for values of any other type
+    other: str  # code for a value whose declared type has no shape here, from ``{get}``
+    nested: Callable[[type], Callable[[Any], Any]]  # the generated function of a dataclass
+
+
+# The exact class each shape's values are checked against (enums and dataclasses: their own).
+_SHAPE_CLASS = {"str": "_str", "int": "_int", "datetime": "_datetime_cls"}
+
+
+def value_code(name: str, annotation: str, ns: dict[str, Any], dialect: Dialect) -> str:
+    """Python text writing ``v.<name>`` in ``dialect``, specialised by its declared type;
+    every specialisation checks the exact class first and falls back to the general way."""
     get = f"(x := v.{name})"
     tuple_of = _TUPLE_OF.fullmatch(annotation)
-    optional = _OPTIONAL.fullmatch(annotation)
-    declared = optional.group(1) if optional else annotation
+    optional = None if tuple_of else _OPTIONAL.fullmatch(annotation)
+    match = tuple_of or optional
+    declared = match.group(1) if match else annotation
     kind = globals().get(declared)
-    if tuple_of is not None:
-        item = globals().get(tuple_of.group(1))
-        if isinstance(item, type) and is_dataclass(item):
-            ns[f"_T_{name}"], ns[f"_c_{name}"] = item, _converter_of(item)
-            each = f"[_c_{name}(i) if i.__class__ is _T_{name} else _json(i) for i in x]"
-        elif tuple_of.group(1) == "str":
-            each = "[i if i.__class__ is _str else _json(i) for i in x]"
-        else:
-            return f"_json(v.{name})"
-        return f"({each} if {get}.__class__ is _tuple else _json(x))"
-    none_first = f"None if {get} is None else " if optional else ""
-    x = "x" if optional else get
-    if declared == "str":
-        return f"({none_first}x if {x}.__class__ is _str else _json(x))"
-    if declared == "datetime":
-        return f"({none_first}_iso(x) if {x}.__class__ is _datetime_cls else _json(x))"
+    shape = declared
     if isinstance(kind, type) and issubclass(kind, StrEnum):
-        ns[f"_T_{name}"] = kind
-        return f"({none_first}x._value_ if {x}.__class__ is _T_{name} else _json(x))"
-    if isinstance(kind, type) and is_dataclass(kind):
-        ns[f"_T_{name}"], ns[f"_c_{name}"] = kind, _converter_of(kind)
-        return f"({none_first}_c_{name}(x) if {x}.__class__ is _T_{name} else _json(x))"
-    return f"(x if {get}.__class__ is _str else _json(x))"
+        shape, ns[f"_T_{name}"] = "enum", kind
+    elif isinstance(kind, type) and is_dataclass(kind):
+        shape, ns[f"_T_{name}"], ns[f"_c_{name}"] = "dataclass", kind, dialect.nested(kind)
+    one = dialect.each.get(shape)
+    test = _SHAPE_CLASS.get(shape, f"_T_{name}")
+    fallback = dialect.fallback
+    if tuple_of is not None:
+        if one is None:
+            return f"{fallback}(v.{name})"
+        each = f"{one.format(x='i', name=name)} if i.__class__ is {test} else {fallback}(i)"
+        sequence = dialect.sequence.format(each=each)
+        return f"({sequence} if {get}.__class__ is _tuple else {fallback}(x))"
+    if one is None:
+        return dialect.other.format(get=get)
+    none_first = f"{dialect.none} if {get} is None else " if optional else ""
+    x = "x" if optional else get
+    code = one.format(x="x", name=name)
+    return f"({none_first}{code} if {x}.__class__ is {test} else {fallback}(x))"
 
 
 def _dataclass_converter(cls: type) -> Callable[[Any], dict[str, Any]]:
@@ -472,7 +485,7 @@ def _dataclass_converter(cls: type) -> Callable[[Any], dict[str, Any]]:
     lines = ["def convert(v):", "    out = {"]
     started = False
     for name, key, flattened in _plan(cls):
-        value = _value_code(name, declared[name], namespace)
+        value = value_code(name, declared[name], namespace, _DICTS)
         if flattened:
             lines.append("    }" if not started else "")
             lines.append(f"    out.update(_json(v.{name}))")
@@ -510,6 +523,19 @@ def _converter(cls: type) -> Callable[[Any], Any]:
         return _dataclass_converter(cls)
     return _generic
 
+
+# The dict converters' dialect: plain values as they are, tuples as lists.
+_DICTS = Dialect(
+    each={
+        "str": "{x}", "datetime": "_iso({x})", "enum": "{x}._value_",
+        "dataclass": "_c_{name}({x})",
+    },
+    sequence="[{each} for i in x]",
+    none="None",
+    fallback="_json",
+    other="(x if {get}.__class__ is _str else _json(x))",
+    nested=_converter_of,
+)
 
 # Per exact type: its converter; built on first sight, so each value costs one lookup.
 _CONVERTERS: dict[type, Callable[[Any], Any]] = {}

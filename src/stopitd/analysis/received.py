@@ -31,6 +31,7 @@ _MAX_PARSED = 4096
 _DATE_TAIL = 400
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
+_PAREN = re.compile(r"[()]")
 _FLAT_ITEM = re.compile(r"\(([^()]*)\)|([^\s()]+)")
 _NESTED = re.compile(r"\([^()]*\(|\)[^()]*\)")
 _FIRST_BY = re.compile(r"(?<![^\s)])by(?=\s)", re.IGNORECASE)
@@ -210,18 +211,24 @@ def _items(part: str, limit: int = 8) -> list[_Item]:
     depth = 0
     start = 0
     attached = False
-    for m in _TOKEN.finditer(part):
-        t = m.group()
+    pos = 0
+    while True:
+        # inside a comment only its parentheses matter: its words are skipped in C
+        tok = (_TOKEN if depth == 0 else _PAREN).search(part, pos)
+        if tok is None:
+            break
+        pos = tok.end()
+        t = tok.group()
         if t == "(":
             if depth == 0:
-                start = m.end()
-                attached = m.start() > 0 and not part[m.start() - 1].isspace()
+                start = tok.end()
+                attached = tok.start() > 0 and not part[tok.start() - 1].isspace()
             depth += 1
         elif t == ")":
             if depth > 0:
                 depth -= 1
                 if depth == 0:
-                    items.append(_Item(True, part[start : m.start()], attached))
+                    items.append(_Item(True, part[start : tok.start()], attached))
         elif depth == 0:
             items.append(_Item(False, t))
         if len(items) >= limit:
@@ -325,19 +332,22 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
         return _Conn(ip=g.ip, helo=g.helo, form="paren-only") if g.ip else _NONE
     first = items[0].text
     rest = items[1:]
-    groups = [_read_group(i.text) for i in rest if i.group]
-    words = [i.text for i in rest if not i.group]
-    first_ip = _bracket_ip(first) if first.startswith("[") else ipaddr.normalise(first)
     after_host = after_by.split(None, 2)[2] if after_by.count(" ") >= 2 else ""
-
-    # from name (rdns [ip]) ...: Sendmail, Postfix, Gmail, Courier, CommuniGate, ...
-    for g in groups:
+    groups: list[_Conn] = []
+    for i in rest:  # each comment read in turn: the common shape is the first
+        if not i.group:
+            continue
+        g = _read_group(i.text)
+        # from name (rdns [ip]) ...: Sendmail, Postfix, Gmail, Courier, CommuniGate, ...
         if g.form == "rdns-bracket":
             # Sendmail's "(ident@host [ip])": the ident is dropped only where SpamAssassin
             # drops it (a "by host (version)" line that is not Postfix's)
             sendmail = after_host.startswith("(") and " (Postfix) with" not in text
             rdns = _clean_rdns(g.rdns) if sendmail else g.rdns
             return _Conn(ip=g.ip, rdns=rdns, helo=first, form="rdns-bracket")
+        groups.append(g)
+    words = [i.text for i in rest if not i.group]
+    first_ip = _bracket_ip(first) if first.startswith("[") else ipaddr.normalise(first)
 
     helo_group = next((g for g in groups if g.form == "helo"), None)
     ip_group = next((g for g in groups if g.ip), None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
@@ -328,10 +328,10 @@ def _deeper(hops: Sequence[Hop], st: _State, b: int, c: _Compiled) -> None:
 def _with_delays(hops: Sequence[Hop], labels: list[Trust]) -> tuple[Hop, ...]:
     """Label each hop and give it the seconds since the nearest dated hop below it."""
     out: list[Hop] = list(hops)
-    below = None
+    below: datetime | None = None  # annotated: mypyc (and a reader) cannot infer it
     for i in range(len(hops) - 1, -1, -1):
         hop = hops[i]
-        delay = None
+        delay: float | None = None
         if hop.date is not None and below is not None:
             delay = (hop.date - below).total_seconds()
         if hop.date is not None:
