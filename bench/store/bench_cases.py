@@ -576,6 +576,12 @@ def measure(engine: Engine, n: int, repeat: int, seed: int) -> list[tuple[str, f
         rare_ip = session.execute(
             text("SELECT relay_ip FROM cases WHERE id = :i"), {"i": n // 2}
         ).scalar_one()
+        once_ip = session.execute(
+            text(
+                "SELECT relay_ip FROM cases WHERE relay_ip NOT LIKE '209.85.%'"
+                " GROUP BY relay_ip HAVING COUNT(*) = 1 ORDER BY relay_ip LIMIT 1"
+            )
+        ).scalar_one()
         filters: list[tuple[str, CaseFilter]] = [
             ("list (no filter)", CaseFilter(limit=100)),
             ("list --status open", CaseFilter(status="open", limit=100)),
@@ -589,7 +595,21 @@ def measure(engine: Engine, n: int, repeat: int, seed: int) -> list[tuple[str, f
                 CaseFilter(status="open", office="hr", since=NOW - timedelta(days=90), limit=100),
             ),
             (f"list --ip (hot relay {hot_ip})", CaseFilter(ip=hot_ip, limit=100)),
-            ("list --ip (a one-off relay)", CaseFilter(ip=rare_ip, limit=100)),
+            ("list --ip (relay of case N/2)", CaseFilter(ip=rare_ip, limit=100)),
+            (f"list --ip (a relay seen once, {once_ip})", CaseFilter(ip=once_ip, limit=100)),
+            (
+                "list --status waiting --ip (hot relay)",
+                CaseFilter(status="waiting", ip=hot_ip, limit=100),
+            ),
+            (
+                "list --assignee staff07 --domain gmail.com --until (a year ago)",
+                CaseFilter(
+                    assignee="staff07",
+                    domain="gmail.com",
+                    until=NOW - timedelta(days=365),
+                    limit=100,
+                ),
+            ),
             ("list --ip 209.85.0.0/16 (provider CIDR)", CaseFilter(ip="209.85.0.0/16", limit=100)),
             (
                 "list --ip /24 of the hot relay",

@@ -65,9 +65,9 @@ def _has_identity(session: Session, cond: ColumnElement[bool]) -> ColumnElement[
     provider's /16 with thousands of relay addresses): walk the cases newest first and
     probe each one's identities, which stops once the page is full. On SQLite the same
     walk serves an identity shown in over DENSE_CASES cases (a repeat sender): fetching
-    and sorting 100 000 scattered case rows took 4-10 s at 1 000 000 cases there, while
-    PostgreSQL's plan for the id subquery stayed at 50-170 ms at 300 000. Measured in
-    docs/performance.md, "Case store".
+    and sorting 100 000 scattered case rows took 4-10 s at 1 000 000 cases there (26-41 ms
+    with the walk), while PostgreSQL's plan for the id subquery takes 13-46 ms at
+    1 000 000. Measured in docs/performance.md, "Case store".
     """
     ids = list(session.scalars(select(Identity.id).where(cond).limit(DENSE_IDENTITIES + 1)))
     if not ids:
