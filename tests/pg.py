@@ -61,6 +61,8 @@ class PgServer:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
             shutil.chown(self.socket_dir, "postgres", "postgres")
+        if (self.data / "PG_VERSION").is_file():
+            return  # a kept server's folder (the case-store bench's --keep): start it again
         self._run(
             [
                 str(self.bindir / "initdb"),
