@@ -517,6 +517,7 @@ class Worker:
                 continue
             batch.append(prepared)
             size += len(prepared.raw)
+            del prepared  # else it keeps a saved report alive while the next one is read
             if (
                 len(batch) >= BATCH_MAX_ENTRIES
                 or size >= BATCH_MAX_BYTES

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import email.policy
+import re
+from email.parser import BytesHeaderParser
 from typing import Any
 
 import pytest
 
 from stopitd.store import db
 from stopitd.store.cases import CaseFilter, list_cases, record_sent_message, show_case
-from tests.store.reports import reply, report, save
+from stopitd.store.intake import reply_ids
+from tests.store.reports import analysis_of, reply, report, save
 
 
 def _show(url: str, case_id: int) -> dict[str, Any]:
@@ -141,3 +145,44 @@ def test_ip_and_domain_filters_walk_newest_cases_when_the_identity_is_common(
     assert [r["id"] for r in _list(store_url, ip="185.220.101.0/24")] == [c, a]
     assert [r["id"] for r in _list(store_url, domain="a.example", limit=1)] == [c]
     assert _list(store_url, ip="10.0.0.0/8") == []
+
+
+def _reply_ids_of_whole_raw(raw: bytes) -> list[str]:
+    """What `reply_ids` read before it normalised only a prefix: the reference."""
+    head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0][:262144]
+    msg = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    return [
+        i
+        for n in ("In-Reply-To", "References")
+        for v in msg.get_all(n) or []
+        for i in re.findall(r"<([^<>\s]+)>", str(v))
+    ]
+
+
+@pytest.mark.parametrize("pad", [0, 100, 262_000, 262_100, 262_200, 300_000, 600_000])
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n"])
+def test_reply_ids_reads_the_same_header_prefix_without_copying_the_message(
+    pad: int, eol: bytes
+) -> None:
+    """Headers padded so that References falls before, across and after the 256 KiB cut,
+    CRLF or LF, and a big body: the same ids as normalising the whole message."""
+    no_reply = analysis_of(report(1))
+    assert not no_reply.report.in_reply_to
+    filler = b"".join(b"X-Pad: " + b"p" * 70 + eol for _ in range(pad // 79 + 1)) if pad else b""
+    raw = (
+        b"From: a@example.org"
+        + eol
+        + filler
+        + b"References: <one@example.org> <two@example.org>"
+        + eol
+        + b"Subject: s"
+        + eol
+        + eol
+        + (b"body line" + eol) * 200_000
+    )
+    expected = _reply_ids_of_whole_raw(raw)
+    assert reply_ids(no_reply, raw) == expected
+    if pad <= 100:
+        assert expected == ["one@example.org", "two@example.org"]
+    elif pad >= 300_000:  # beyond the 256 KiB of header block that are read
+        assert expected == []

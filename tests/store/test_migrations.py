@@ -103,6 +103,8 @@ def test_upgrade_from_0001_keeps_reports_and_gives_them_an_analysis(
             )
         ).one()
         assert (row[0], bool(row[1]), bool(row[2])) == ("0.0.1", True, True)
+        for table in ("reports", "originals"):  # 0130 moves `raw` to the end on SQLite
+            assert bytes(conn.execute(text(f"SELECT raw FROM {table}")).scalar_one()) == b"abc"
         if kind == "sqlite":  # case ids are never reused after a purge
             sql = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'cases'"))
             assert "AUTOINCREMENT" in sql.scalar_one()

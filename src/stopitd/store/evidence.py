@@ -11,6 +11,7 @@ from sqlalchemy import Table, insert, update
 from sqlalchemy.orm import Session
 
 from stopitd.analysis.model import Analysis, Original, analysis_to_json, to_jsonable
+from stopitd.store import blobs
 from stopitd.store.schema import (
     AnalysisRow,
     AuthResultRow,
@@ -152,9 +153,11 @@ def _insert_original(
     data: dict[str, Any],
 ) -> int:
     row = _original_row(report.id, report.case_id, analysis_id, position, original, data)
+    (row,), held = blobs.set_aside(session, [row])
     original_id: int = session.execute(
         insert(ORIGINALS).returning(ORIGINALS.c.id), row
     ).scalar_one()
+    blobs.write(session, ORIGINALS.name, [original_id], held)
     return original_id
 
 
@@ -252,6 +255,7 @@ def insert_returning_ids(session: Session, table: Table, rows: list[dict[str, An
     """
     if not rows:
         return []
+    rows, held = blobs.set_aside(session, rows)  # SQLite: a big `raw` goes in afterwards
     if session.get_bind().dialect.name != "sqlite":
         result = session.execute(
             insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
@@ -265,6 +269,7 @@ def insert_returning_ids(session: Session, table: Table, rows: list[dict[str, An
         got = sorted(int(row_id) for row_id in returned)
         assert len(got) == len(chunk) and got[-1] - got[0] == len(got) - 1, "ids in one run"
         ids.extend(got)
+    blobs.write(session, table.name, ids, held)
     return ids
 
 

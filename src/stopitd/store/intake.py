@@ -22,10 +22,11 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from stopitd.analysis.model import Analysis, Envelope, Original, analysis_to_json
 from stopitd.config import IntakeSettings
-from stopitd.store import grouping
+from stopitd.store import blobs, grouping
 from stopitd.store.evidence import write_analysis
 from stopitd.store.fingerprints import IdentitySeen, dedupe_keys, identities
 from stopitd.store.schema import (
@@ -122,11 +123,14 @@ def _file(
         joined_by = "new"
     else:
         case = session.execute(select(Case).where(Case.id == target).with_for_update()).scalar_one()
-    report = Report(
-        **report_values(spool_id, case.id, envelope, raw, analysis, data, now, joined_by)
-    )
+    values = report_values(spool_id, case.id, envelope, raw, analysis, data, now, joined_by)
+    (values,), held = blobs.set_aside(session, [values])  # SQLite: a big raw goes in after
+    report = Report(**values)
     session.add(report)
     session.flush()
+    if held[0] is not None:
+        blobs.write(session, Report.__tablename__, [report.id], held)
+        set_committed_value(report, "raw", raw)
     if joined_by == "new":
         if keys:  # a plain INSERT: a racing node's key makes us retry and join
             session.execute(
@@ -289,13 +293,19 @@ def _update_joined(
         session.add(Event(case_id=case.id, at=now, actor=SYSTEM_ACTOR, kind=kind, detail=detail))
 
 
+_HEAD_BYTES = 262144
+
+
 def reply_ids(analysis: Analysis, raw: bytes) -> list[str]:
     """In-Reply-To and References ids of the report (from the analysis, else the raw
     header block), without <>."""
     ids = [i.strip().strip("<>") for i in analysis.report.in_reply_to if i.strip()]
     if ids:
         return ids
-    head = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0][:262144]
+    # Only the first _HEAD_BYTES of the (LF-normalised) header block count: normalise a
+    # prefix that surely holds them, not the whole raw (25 MB: two more copies of it).
+    head = raw[: 2 * _HEAD_BYTES + 8].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    head = head[:_HEAD_BYTES]
     if not _REPLY_FIELD.search(head):
         return ids  # most reports: no header to parse
     msg = BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)

@@ -137,7 +137,6 @@ class Report(Base):
     rcpt_tos: Mapped[list[str]] = mapped_column(JSON, default=list)
     peer: Mapped[str] = mapped_column(String(64), default="")
     helo: Mapped[str] = mapped_column(Text, default="")
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text, default="")
@@ -146,6 +145,8 @@ class Report(Base):
     analysis: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the current one
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     joined_by: Mapped[str] = mapped_column(String(16), default="new")  # new|thread|duplicate|flood
+    # last: a big raw is written as a trailing zeroblob, then in pieces (store/blobs.py)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
     case: Mapped[Case] = relationship(back_populates="reports")
     originals: Mapped[list[OriginalRow]] = relationship(
@@ -181,7 +182,6 @@ class OriginalRow(Base):
     position: Mapped[int] = mapped_column(Integer)
     how: Mapped[str] = mapped_column(String(24))
     grade: Mapped[str] = mapped_column(String(24))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     message_id: Mapped[str] = mapped_column(Text, default="", index=True)
     from_address: Mapped[str] = mapped_column(Text, default="", index=True)
@@ -191,6 +191,7 @@ class OriginalRow(Base):
     origin_ip: Mapped[str] = mapped_column(String(45), default="", index=True)
     source_mode: Mapped[str] = mapped_column(String(24), default="unknown")
     analysis: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # last, as on `reports`
 
     report: Mapped[Report] = relationship(back_populates="originals")
 
