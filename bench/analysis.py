@@ -183,6 +183,11 @@ def per_message(
 ) -> dict[str, Any]:
     """Instructions per message of one side: runs with REPEAT and 1, the difference."""
     progress(f"analysis: callgrind, {side}, repeat {repeat} and 1")
+    # One run outside callgrind first: it byte-compiles any changed module, so that the
+    # two counted runs import alike (a .pyc written in one of them only would be counted).
+    first = run_text(argv_for(1), timeout, {**os.environ, **DETERMINISTIC_ENV})
+    if first.returncode != 0:
+        raise BenchError(f"{side} failed: {first.stderr[-800:]}")
     many = callgrind_total(argv_for(repeat), timeout)
     one = callgrind_total(argv_for(1), timeout)
     if many <= one:
