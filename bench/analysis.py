@@ -13,7 +13,14 @@ rules, no plugins, every file read before the clock starts, only the parse loop 
 Then pyinstrument profiles the same analyze command in this process, and the table lists
 where the time goes (bench/out/analysis-profile.html has the whole tree).
 
+With --instructions, instructions per message are counted instead, under valgrind's
+callgrind (machine load does not change them): each side runs twice, with repeat k and
+repeat 1, and the difference of the two totals divided by (k - 1) x files is its figure
+(start-up, imports, file reads of SA and the warm-up cancel out). stopitd runs
+bench/analysis_loop.py (the same in-process command, warm), SpamAssassin sa_relays.pl.
+
     python -m bench.analysis [--messages 2000] [--no-profile]
+    python -m bench.analysis --instructions [--repeat 5] [--files N]
 """
 
 from __future__ import annotations
@@ -26,8 +33,11 @@ import math
 import os
 import re
 import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +91,30 @@ def time_stopitd(files: list[str], extra: list[str], timeout: float) -> tuple[fl
     return seconds, originals
 
 
+def target_row(metric: str, ratio: float, note: str = "") -> Row:
+    """A SA / stopitd ratio against the target."""
+    return Row(
+        "analysis",
+        metric,
+        fmt(ratio, 2) + "x",
+        f">= {RATIO_TARGET:.0f}x",
+        verdict(ratio >= RATIO_TARGET),
+        note=note,
+    )
+
+
+def run_text(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """ARGV run in the checkout, its output captured as text."""
+    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)
+
+
 def time_spamassassin(files: list[str], repeat: int, timeout: float) -> dict[str, Any]:
     perl = require_tool("perl", "perl")
     require_perl_module("Mail::SpamAssassin", "spamassassin")
     unique = files[: len(files) // repeat]
-    done = subprocess.run(
-        [perl, str(SA_DRIVER), str(repeat), *unique],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=timeout,
-    )
+    done = run_text([perl, str(SA_DRIVER), str(repeat), *unique], timeout)
     if done.returncode != 0:
         raise BenchError(f"{SA_DRIVER.name} failed: {done.stderr[:800]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -131,6 +154,105 @@ def time_in_process(files: list[str]) -> tuple[float, float]:
     if len(printed.splitlines()) != len(files):
         raise BenchError(f"analyze printed {len(printed.splitlines())} results for {len(files)}")
     return seconds, cpu
+
+
+# --- instructions (callgrind) --------------------------------------------------------------
+
+CALLGRIND_TOTAL = re.compile(r"^==\d+== Collected : (\d+)\s*$", re.MULTILINE)
+# Hash seeds fixed, so that two runs of one side differ only by the repeated passes.
+DETERMINISTIC_ENV = {"PYTHONHASHSEED": "0", "PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"}
+
+
+def callgrind_total(argv: list[str], timeout: float) -> int:
+    """Instructions executed by ARGV (all its code, start-up included) under callgrind."""
+    valgrind = require_tool("valgrind", "valgrind")
+    env = {**os.environ, **DETERMINISTIC_ENV, "STOPITD_CONFIG": ""}
+    with tempfile.TemporaryDirectory(prefix="stopitd-callgrind-") as tmp:
+        out = f"--callgrind-out-file={tmp}/callgrind.out"
+        done = run_text([valgrind, "--tool=callgrind", out, *argv], timeout, env)
+    if done.returncode != 0:
+        raise BenchError(f"callgrind run of {argv[:3]} failed: {done.stderr[-800:]}")
+    found = CALLGRIND_TOTAL.search(done.stderr)
+    if found is None:
+        raise BenchError(f"callgrind printed no total for {argv[:3]}: {done.stderr[-400:]}")
+    return int(found.group(1))
+
+
+def per_message(
+    side: str, argv_for: Callable[[int], list[str]], repeat: int, files: int, timeout: float
+) -> dict[str, Any]:
+    """Instructions per message of one side: runs with REPEAT and 1, the difference."""
+    progress(f"analysis: callgrind, {side}, repeat {repeat} and 1")
+    # One run outside callgrind first: it byte-compiles any changed module, so that the
+    # two counted runs import alike (a .pyc written in one of them only would be counted).
+    first = run_text(argv_for(1), timeout, {**os.environ, **DETERMINISTIC_ENV})
+    if first.returncode != 0:
+        raise BenchError(f"{side} failed: {first.stderr[-800:]}")
+    many = callgrind_total(argv_for(repeat), timeout)
+    one = callgrind_total(argv_for(1), timeout)
+    if many <= one:
+        raise BenchError(f"{side}: repeat {repeat} ran {many} instructions, repeat 1 {one}")
+    return {
+        "repeat": repeat,
+        "instructions_repeat": many,
+        "instructions_repeat_1": one,
+        "per_message": (many - one) / ((repeat - 1) * files),
+    }
+
+
+def count_instructions(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    require_tool("valgrind", "valgrind")
+    perl = require_tool("perl", "perl")
+    require_perl_module("Mail::SpamAssassin", "spamassassin")
+    if args.repeat < 2:
+        raise BenchError("--repeat must be at least 2 (the figure is repeat k minus repeat 1)")
+    files = [str(p.relative_to(ROOT)) for p in fixture_files()]
+    if args.files:
+        files = files[: args.files]
+    n = len(files)
+    progress(f"analysis: instructions per message, {n} fixtures, repeat {args.repeat} - 1")
+    stopitd = per_message(
+        "stopitd",
+        lambda k: [sys.executable, "-m", "bench.analysis_loop", str(k), *files],
+        args.repeat,
+        n,
+        args.timeout,
+    )
+    sa = per_message(
+        "SpamAssassin",
+        lambda k: [perl, str(SA_DRIVER), str(k), *files],
+        args.repeat,
+        n,
+        args.timeout,
+    )
+    ratio = sa["per_message"] / stopitd["per_message"]
+    how = f"callgrind, (repeat {args.repeat} - repeat 1) / ({args.repeat - 1} x {n} files)"
+    rows = [
+        Row("analysis", "fixtures (instructions)", str(n), note=how),
+        Row(
+            "analysis",
+            "SpamAssassin Received parse, instructions/msg",
+            f"{sa['per_message'] / 1e6:.3f} M",
+            note="sa_relays.pl: parse, PerMsgStatus, extract_message_metadata",
+        ),
+        Row(
+            "analysis",
+            "stopitd analyze --original, instructions/msg",
+            f"{stopitd['per_message'] / 1e6:.3f} M",
+            note="the command in-process, warm: read, analyse, conclude, JSON",
+        ),
+        target_row("SA / stopitd, by instructions", ratio),
+    ]
+    data = {
+        "args": vars(args),
+        "mode": "instructions",
+        "files": files,
+        "stopitd": stopitd,
+        "spamassassin": sa,
+        "instruction_ratio": ratio,
+        "rows": rows_json(rows),
+    }
+    return rows, data
 
 
 # --- profile ------------------------------------------------------------------------------
@@ -220,6 +342,8 @@ def _by_module(root: Any, n: int = 15) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    if args.instructions:
+        return count_instructions(args)
     require_tool("perl", "perl")
     require_perl_module("Mail::SpamAssassin", "spamassassin")
     files, repeat = file_list(args.messages)
@@ -256,19 +380,10 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
             fmt(warm_ms, 3),
             note="the command in-process, warm: read, analyse, conclude, JSON",
         ),
-        Row(
-            "analysis",
-            "SA / stopitd, per message",
-            fmt(ratio, 2) + "x",
-            f">= {RATIO_TARGET:.0f}x",
-            verdict(ratio >= RATIO_TARGET),
-        ),
-        Row(
-            "analysis",
+        target_row("SA / stopitd, per message", ratio),
+        target_row(
             "SA / stopitd, per message, CPU time",
-            fmt(cpu_ratio, 2) + "x",
-            f">= {RATIO_TARGET:.0f}x",
-            verdict(cpu_ratio >= RATIO_TARGET),
+            cpu_ratio,
             note=f"each process's own CPU time: SA {fmt(sa_cpu_ms, 3)} ms, stopitd "
             f"{fmt(warm_cpu_ms, 3)} ms per message (wall time counts waits on a busy machine)",
         ),
@@ -340,6 +455,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=2000, help="at least this many")
     parser.add_argument("--timeout", type=float, default=600, help="per process, seconds")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per message under valgrind's callgrind (both sides) "
+        "instead of timing",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="with --instructions: passes k (minus 1 pass)"
+    )
+    parser.add_argument(
+        "--files", type=int, default=0, help="with --instructions: the first N fixtures only"
+    )
 
 
 def main() -> None:

@@ -142,3 +142,34 @@ def test_make_bench_entry_point_prints_one_table() -> None:
     assert out.count("stopitd benchmarks (quick)") == 1
     row(out, "SA / stopitd, per message")
     row(out, "curve, Received headers")
+
+
+def test_analysis_counts_instructions_of_both_sides() -> None:
+    """`--instructions` at a tiny size: callgrind counts both sides, the ratio is printed."""
+    require_tool("valgrind", "valgrind")
+    out = run_bench("bench.analysis", "--instructions", "--files", "2", "--repeat", "2")
+    assert number(value(row(out, "SpamAssassin Received parse, instructions/msg"))) > 0
+    assert number(value(row(out, "stopitd analyze --original, instructions/msg"))) > 0
+    assert "x" in value(row(out, "SA / stopitd, by instructions"))
+    data = load("analysis")
+    assert data["mode"] == "instructions"
+    assert len(data["files"]) == 2
+    for side in ("stopitd", "spamassassin"):
+        figures = data[side]
+        assert figures["instructions_repeat"] > figures["instructions_repeat_1"] > 0
+        assert figures["per_message"] > 0
+    assert data["instruction_ratio"] > 0
+
+
+def test_instructions_without_valgrind_names_its_debian_package(tmp_path: Path) -> None:
+    """valgrind not on PATH (nor in /sbin): the run stops with the package to install."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.analysis", "--instructions", "--files", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": str(tmp_path)},
+    )
+    assert done.returncode != 0
+    assert "valgrind is missing: install the Debian package 'valgrind'" in done.stderr

@@ -70,6 +70,9 @@ _VIA_HTTP = re.compile(r"\(via (HTTP\S?)\)", re.IGNORECASE)
 _QMAIL_WITH = re.compile(r"^(?:\S+ )*?(?:SMTP|QMQP)(?! id )")
 _HELO_EQ = re.compile(r"(?:^|\s)helo=([^\s()]+)", re.IGNORECASE)
 _HELO_WORD = re.compile(r"(?:^|\s)(?:HELO|EHLO)\s+([^\s()]*)")
+# The common connection part, "from helo (rdns [ip]) by ...", read in one match (Postfix,
+# Sendmail, Exim's host-lookup form, Gmail, ...): what _connection decides for it, ready.
+_COMMON_FROM = re.compile(r"([^\s()]+) \(([^\s()\[\]]+) \[([^\s()\[\]]+)\]\) (?=by\s)")
 _FETCH = re.compile(r"^(?:POP3|IMAP)", re.IGNORECASE)
 _NO_IP_SKIPS = (
     "localhost",
@@ -340,10 +343,7 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
         g = _read_group(i.text)
         # from name (rdns [ip]) ...: Sendmail, Postfix, Gmail, Courier, CommuniGate, ...
         if g.form == "rdns-bracket":
-            # Sendmail's "(ident@host [ip])": the ident is dropped only where SpamAssassin
-            # drops it (a "by host (version)" line that is not Postfix's)
-            sendmail = after_host.startswith("(") and " (Postfix) with" not in text
-            rdns = _clean_rdns(g.rdns) if sendmail else g.rdns
+            rdns = _clean_rdns(g.rdns) if _sendmail(after_by, text) else g.rdns
             return _Conn(ip=g.ip, rdns=rdns, helo=first, form="rdns-bracket")
         groups.append(g)
     words = [i.text for i in rest if not i.group]
@@ -441,6 +441,13 @@ def _connection(items: list[_Item], text: str, after_by: str, with_: str) -> _Co
     return _NONE
 
 
+def _sendmail(after_by: str, text: str) -> bool:
+    """Sendmail's "(ident@host [ip])": the ident is dropped only where SpamAssassin drops
+    it (a "by host (version)" line that is not Postfix's)."""
+    after_host = after_by.split(None, 2)[2] if after_by.count(" ") >= 2 else ""
+    return after_host.startswith("(") and " (Postfix) with" not in text
+
+
 def _starts_with(text: str, prefixes: tuple[str, ...]) -> bool:
     low = text.lower()
     return any(low.startswith(p) for p in prefixes)
@@ -493,8 +500,10 @@ def _protocol(after_by: str, text: str) -> str:
     return word
 
 
-def parse_received(value: str) -> Hop:
-    """One Received header value (unfolded) -> one Hop. Never raises on any input."""
+def parse_received(value: str, *, fast: bool = True) -> Hop:
+    """One Received header value (unfolded) -> one Hop. Never raises on any input.
+
+    ``fast=False`` reads every line the general way (the tests compare the two)."""
     text, date = _split_date(value)
     text = text.replace(")by ", ") by ")
     low = text[:6].lower()
@@ -504,18 +513,27 @@ def parse_received(value: str) -> Hop:
         body = text[6:]
     else:
         return _other(value, text, date)
-    cut = _top_level_by(body)
-    from_part = body if cut < 0 else body[:cut].rstrip()
-    after_by = "" if cut < 0 else body[cut:]
-    by = _by_host(after_by)
-    with_ = _protocol(after_by, text)
+    common = _common_from(body) if fast and low[0] == "f" else None
+    if common is not None:  # the usual "from helo (rdns [ip]) by ..."
+        items, conn, cut = common
+        after_by = body[cut:]
+        by = _by_host(after_by)
+        with_ = _protocol(after_by, text)
+        if _sendmail(after_by, text):
+            conn = conn._replace(rdns=_clean_rdns(conn.rdns))
+    else:
+        cut = _top_level_by(body)
+        from_part = body if cut < 0 else body[:cut].rstrip()
+        after_by = "" if cut < 0 else body[cut:]
+        by = _by_host(after_by)
+        with_ = _protocol(after_by, text)
+        items = _items(from_part)
+        if low.startswith("(from "):
+            conn = _paren_from(from_part, text)
+        else:
+            conn = _connection(items, text, after_by, with_)
     fields = _common(text, after_by)
     auth = _auth(text, with_, bool(by))
-    items = _items(from_part)
-    if low.startswith("(from "):
-        conn = _paren_from(from_part, text)
-    else:
-        conn = _connection(items, text, after_by, with_)
     words_only = not any(i.group for i in items)
     if not conn.ip and by and not words_only:  # last resort: any [ip] in the line
         ip = _any_bracket_ip(text)
@@ -539,6 +557,24 @@ def parse_received(value: str) -> Hop:
         date=date,
         auth=auth,
     )
+
+
+def _common_from(body: str) -> tuple[list[_Item], _Conn, int] | None:
+    """Items, connection and where ``by`` starts, for ``helo (rdns [ip]) by ...``; None for
+    any other shape (the general reading then decides). Agrees with it by construction:
+    the same items, and _read_group's "rdns-bracket" reading of the comment."""
+    m = _COMMON_FROM.match(body)
+    if m is None:
+        return None
+    helo, rdns, literal = m.groups()
+    if helo.lower() == "by" or rdns.upper() in ("HELO", "EHLO", "LHLO"):
+        return None  # "by" would end the from part early; a HELO comment reads otherwise
+    ip = _bracket_ip(f"[{literal}]")
+    if not ip:
+        return None
+    items = [_Item(False, helo), _Item(True, f"{rdns} [{literal}]")]
+    conn = _Conn(ip=ip, rdns=_clean_rdns(rdns, True), helo=helo, form="rdns-bracket")
+    return items, conn, m.end()
 
 
 def _status(conn: _Conn, items: list[_Item], text: str, with_: str, by: str) -> HopStatus:

@@ -1,0 +1,91 @@
+"""The one-match reader of ``from helo (rdns [ip]) by ...`` agrees with the general one.
+
+``parse_received`` reads that common shape with one regex and the general dialect rules
+only for the rest; ``parse_received(value, fast=False)`` reads everything the general
+way. Both must give the same Hop for the table's rows, every Received field of the
+fixtures, and generated lines of that shape and its near misses.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from stopitd.analysis.received import parse_received
+
+ROOT = Path(__file__).resolve().parents[2]
+FIELD = re.compile(rb"^Received:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.MULTILINE | re.IGNORECASE)
+
+
+def _table_values() -> list[str]:
+    values = []
+    tsv = ROOT / "fixtures" / "received" / "received.tsv"
+    for line in tsv.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith(("#", "dialect\t")):
+            values.append(line.split("\t", 10)[10])
+    return values
+
+
+def _fixture_values() -> list[str]:
+    values = []
+    for eml in sorted(ROOT.glob("fixtures/**/*.eml")):
+        for m in FIELD.finditer(eml.read_bytes()):
+            unfolded = re.sub(rb"\r?\n(?=[ \t])", b"", m.group(1)).strip()
+            values.append(unfolded.decode("utf-8", "surrogateescape"))
+    return values
+
+
+def _same(value: str) -> None:
+    assert parse_received(value) == parse_received(value, fast=False), value
+
+
+def test_table_rows_and_fixture_fields_read_alike() -> None:
+    values = _table_values() + _fixture_values()
+    common = [v for v in values if re.match(r"from \S+ \(\S+ \[[^\]\s]+\]\) by\s", v)]
+    assert len(values) > 300 and len(common) > 50  # the fast path is really exercised
+    for value in values:
+        _same(value)
+
+
+WORD = st.sampled_from([
+    "mail.example.com", "by", "BY", "HELO", "EHLO", "unknown", "UNKNOWN", "[192.0.2.7]",
+    "user@host.example", "IDENT:root@host", "localhost", "host.", "<odd>", "x", "with",
+])
+LITERAL = st.sampled_from([
+    "192.0.2.1", "203.0.113.9", "127.0.0.1", "10.1.2.3", "IPv6:2001:db8::1", "2001:db8::2",
+    "::ffff:198.51.100.4", "198.51.100.4:25", "198.51.100.4.2525", "300.1.2.3", "abc", "",
+    "IPv6:fe80::1%eth0",
+])
+AFTER_BY = st.sampled_from([
+    "by mx.example.net (Postfix) with ESMTPS id 4Qx1 for <a@example.org>",
+    "by mx.example.net (8.15.2/8.15.2) with ESMTP id 1AB2 for <a@example.org>",
+    "by mx.example.net with esmtp (Exim 4.96) (envelope-from <b@x.example>) id 1q2w-3e",
+    "by mx.example.net with local-smtp (Exim 4.96) id 1q",
+    "by mx.example.net with local for b@x",
+    "by mx.example.net with ESMTPSA id 9 (Authenticated sender: s@x.example)",
+    "by mx.example.net with POP3 id 7", "by with SMTP id 1", "by (comment) with x",
+    "by h.example (Postfix) with HTTP id 2", "by mx.example.net with SMTP id q7",
+    "by mx.example.net with Microsoft SMTP Server id 15.1",
+    "by mx.example.net id 5; Wed, 25 Nov 2026 10:00:00 +0100", "by",
+])
+DATE = st.sampled_from(["; Wed, 25 Nov 2026 10:00:00 +0000", "", ";", "; 2026-11-25T10:00:00Z"])
+
+
+@settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(WORD, WORD, LITERAL, AFTER_BY, DATE, st.sampled_from(["from", "FROM", "From"]))
+def test_generated_common_shapes_read_alike(
+    helo: str, rdns: str, literal: str, after_by: str, date: str, from_: str
+) -> None:
+    _same(f"{from_} {helo} ({rdns} [{literal}]) {after_by}{date}")
+    _same(f"{from_} {helo} ({rdns} [{literal}]){after_by}{date}")
+    _same(f"{from_} {helo}  ({rdns}\t[{literal}])\r\n\t{after_by}{date}")
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.text(alphabet="from by()[]. 0123456789abcHELOunknow:@;", max_size=120))
+def test_generated_text_reads_alike(tail: str) -> None:
+    _same("from " + tail)
+    _same("from a (b [192.0.2.1]) " + tail)
