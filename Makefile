@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 CONFIG  ?= config/stopitd.toml
 # Debian packages the test suite and the benchmarks talk to (real peers, not mocks).
-SYSTEM_PACKAGES := swaks dnsmasq-base postgresql postfix spamassassin
+SYSTEM_PACKAGES := swaks dnsmasq-base postgresql postfix spamassassin valgrind
 
 .PHONY: setup system-deps run test lint typecheck pytest goldens bench fuzz fuzz-atheris clean
 
@@ -23,6 +23,7 @@ system-deps:
 	command -v smtp-source >/dev/null || missing="$$missing postfix"; \
 	command -v dnsmasq >/dev/null || missing="$$missing dnsmasq-base"; \
 	command -v spamassassin >/dev/null || missing="$$missing spamassassin"; \
+	command -v valgrind >/dev/null || missing="$$missing valgrind"; \
 	{ command -v pg_config >/dev/null && test -x "$$(pg_config --bindir)/initdb"; } || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
