@@ -261,22 +261,26 @@ def batch_worker(spool: Spool, url: str, **kw: Any) -> Worker:
     )
 
 
-def test_a_batch_is_saved_in_one_transaction(spool: Spool, store_url: str) -> None:
-    ids = [spool.put(report_message(30 + n), ENVELOPE) for n in range(6)]
-    commits = 0
-    worker = batch_worker(spool, store_url)
+def commit_counter(worker: Worker) -> list[int]:
+    """A one-item list counting the commits of the worker's engine from now on."""
     from sqlalchemy import event
 
-    engine = worker.sessionmaker.kw["bind"]  # type: ignore[attr-defined]
+    commits = [0]
 
     def count(_conn: Any) -> None:
-        nonlocal commits
-        commits += 1
+        commits[0] += 1
 
-    event.listen(engine, "commit", count)
+    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    return commits
+
+
+def test_a_batch_is_saved_in_one_transaction(spool: Spool, store_url: str) -> None:
+    ids = [spool.put(report_message(30 + n), ENVELOPE) for n in range(6)]
+    worker = batch_worker(spool, store_url)
+    commits = commit_counter(worker)
     with capture_logs() as logs:
         worker.drain(spool.pending(), EventSignals())
-    assert commits == 1
+    assert commits == [1]
     assert spool_ids_in_store(store_url) == sorted(ids)
     assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
     assert [e["spool_id"] for e in logs if e["event"] == "report_saved"] == ids
@@ -327,17 +331,10 @@ def test_a_big_report_closes_the_batch(
     monkeypatch.setattr(worker_module, "BATCH_MAX_BYTES", 3 * len(report_message(60)))
     for n in range(7):
         spool.put(report_message(60 + n), ENVELOPE)
-    commits = 0
     worker = batch_worker(spool, sqlite_url)
-    from sqlalchemy import event
-
-    def count(_conn: Any) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    commits = commit_counter(worker)
     worker.drain(spool.pending(), EventSignals())
-    assert commits == 3  # 3 + 3 + 1 entries
+    assert commits == [3]  # 3 + 3 + 1 entries
     assert len(spool_ids_in_store(sqlite_url)) == 7
 
 
@@ -349,17 +346,10 @@ def test_a_slow_batch_is_closed_after_its_time(
     monkeypatch.setattr(worker_module, "BATCH_MAX_SECONDS", 0.0)  # every entry is "slow"
     for n in range(3):
         spool.put(report_message(65 + n), ENVELOPE)
-    commits = 0
     worker = batch_worker(spool, sqlite_url)
-    from sqlalchemy import event
-
-    def count(_conn: Any) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    commits = commit_counter(worker)
     worker.drain(spool.pending(), EventSignals())
-    assert commits == 3
+    assert commits == [3]
     assert len(spool_ids_in_store(sqlite_url)) == 3
 
 
@@ -531,7 +521,6 @@ def events_of_kind(url: str, kind: str) -> list[dict[str, Any]]:
 
 
 def test_the_batch_path_files_a_batch_in_one_transaction(spool: Spool, store_url: str) -> None:
-    from sqlalchemy import event
 
     from stopitd import outbound
     from stopitd.store import batch
@@ -543,16 +532,10 @@ def test_the_batch_path_files_a_batch_in_one_transaction(spool: Spool, store_url
         save_reports=batch.save_reports,
         after_saves=outbound.on_reports_saved,
     )
-    commits = 0
-
-    def count(_conn: Any) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(worker.sessionmaker.kw["bind"], "commit", count)  # type: ignore[attr-defined]
+    commits = commit_counter(worker)
     with capture_logs() as logs:
         worker.drain(spool.pending(), EventSignals())
-    assert commits == 1
+    assert commits == [1]
     assert spool_ids_in_store(store_url) == sorted(ids)
     assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
     saved = [e for e in logs if e["event"] == "report_saved"]
@@ -621,4 +604,41 @@ def test_a_unique_key_conflict_refiles_the_batch_one_by_one(spool: Spool, sqlite
     assert events.count("batch_conflict") == 1, events
     assert "entry_attempt_failed" not in events
     assert spool_ids_in_store(sqlite_url) == sorted(ids)
+    assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
+
+
+class ArrivalsDuringGather(EventSignals):
+    """Signals whose short non-wakeable wait (the worker's gather) sees more mail arrive,
+    as a steady one-session stream would; the worker is stopped once it has filed them."""
+
+    def __init__(self, spool: Spool, arrivals: int, url: str) -> None:
+        super().__init__()
+        self.spool, self.arrivals, self.url = spool, arrivals, url
+        self.gathers = 0
+
+    def wait(self, timeout: float, *, wakeable: bool) -> None:
+        if not wakeable:
+            self.gathers += 1
+            for n in range(self.arrivals):
+                self.spool.put(report_message(80 + n), ENVELOPE)
+            self.arrivals = 0
+            return
+        if report_count(self.url) > 0:
+            self.request_stop()
+
+
+def test_a_trickle_gathers_into_one_commit(spool: Spool, sqlite_url: str) -> None:
+    """One entry waiting, three more arriving while the worker gathers: one commit for all
+    four, so a one-session stream does not cost a WAL fsync per message."""
+    from stopitd import worker as worker_module
+
+    spool.put(report_message(79), ENVELOPE)
+    assert worker_module.GATHER_BELOW > 1
+    worker = batch_worker(spool, sqlite_url)
+    commits = commit_counter(worker)
+    signals = ArrivalsDuringGather(spool, 3, sqlite_url)
+    worker.run(signals)
+    assert signals.gathers == 1
+    assert commits == [1]
+    assert len(spool_ids_in_store(sqlite_url)) == 4
     assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
