@@ -521,7 +521,6 @@ def events_of_kind(url: str, kind: str) -> list[dict[str, Any]]:
 
 
 def test_the_batch_path_files_a_batch_in_one_transaction(spool: Spool, store_url: str) -> None:
-
     from stopitd import outbound
     from stopitd.store import batch
 
