@@ -261,6 +261,17 @@ def batch_worker(spool: Spool, url: str, **kw: Any) -> Worker:
     )
 
 
+def saving_all_but(poisoned: str) -> Any:
+    """``save_report`` with a bug that only the report of spool id `poisoned` triggers."""
+
+    def save_unless_poisoned(session: Any, **kw: Any) -> int:
+        if kw["spool_id"] == poisoned:
+            raise ValueError("a bug this report triggers")
+        return cases.save_report(session, **kw)
+
+    return save_unless_poisoned
+
+
 def commit_counter(worker: Worker) -> list[int]:
     """A one-item list counting the commits of the worker's engine from now on."""
     from sqlalchemy import event
@@ -290,12 +301,7 @@ def test_a_poisoned_entry_in_a_batch_fails_alone(spool: Spool, store_url: str) -
     ids = [spool.put(report_message(40 + n), ENVELOPE) for n in range(5)]
     poisoned = ids[2]
 
-    def save_unless_poisoned(session: Any, **kw: Any) -> int:
-        if kw["spool_id"] == poisoned:
-            raise ValueError("a bug this report triggers")
-        return cases.save_report(session, **kw)
-
-    worker = batch_worker(spool, store_url, save_report=save_unless_poisoned)
+    worker = batch_worker(spool, store_url, save_report=saving_all_but(poisoned))
     with capture_logs() as logs:
         worker.drain(spool.pending(), EventSignals())
     # the neighbours are filed, once each; only the bad entry counts an attempt
@@ -554,11 +560,6 @@ def test_a_poisoned_entry_fails_alone_on_the_batch_path(spool: Spool, sqlite_url
     ids = [spool.put(report_message(140 + n), ENVELOPE) for n in range(4)]
     poisoned = ids[1]
 
-    def save_unless_poisoned(session: Any, **kw: Any) -> int:
-        if kw["spool_id"] == poisoned:
-            raise ValueError("a bug this report triggers")
-        return cases.save_report(session, **kw)
-
     def save_all_unless_poisoned(session: Any, filings: Any, **kw: Any) -> Any:
         if any(f.spool_id == poisoned for f in filings):
             raise ValueError("a bug this report triggers")
@@ -567,7 +568,7 @@ def test_a_poisoned_entry_fails_alone_on_the_batch_path(spool: Spool, sqlite_url
     worker = batch_worker(
         spool,
         sqlite_url,
-        save_report=save_unless_poisoned,
+        save_report=saving_all_but(poisoned),
         save_reports=save_all_unless_poisoned,
     )
     with capture_logs() as logs:

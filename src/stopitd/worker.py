@@ -3,12 +3,12 @@
 Process layout (see also ``daemon.py``): the daemon's main process runs only the asyncio
 SMTP listener (plus a thread pool for the spool's fsyncs); the worker runs in a *separate
 process*, a fresh interpreter (``boot``, started by ``daemon.WorkerProcess``). Analysis is
-CPU-bound pure Python and SQLAlchemy
-holds the GIL for much of a save; in the listener's process either would steal the
-interpreter from the event loop and stretch every DATA -> 250 under load. With two cores
-and two processes the listener keeps its own interpreter (issue 9: intake must stay near
-the bare fsync floor while the worker is busy), and the worker runs niced (``WORKER_NICE``)
-so that when the cores are contended, taking mail in wins over filing it.
+CPU-bound pure Python and SQLAlchemy holds the GIL for much of a save; in the listener's
+process either would steal the interpreter from the event loop and stretch every DATA ->
+250 under load. With two cores and two processes the listener keeps its own interpreter
+(issue 9: intake must stay near the bare fsync floor while the worker is busy), and the
+worker runs niced (``WORKER_NICE``) so that when the cores are contended, taking mail in
+wins over filing it.
 
 The listener wakes the worker after each spooled message by writing a byte into a pipe
 (non-blocking: a full pipe already means "wake up"); ``worker.poll_interval`` is the
@@ -540,13 +540,17 @@ class Worker:
 # --- the worker process ------------------------------------------------------------------------
 
 
+def _libc() -> ctypes.CDLL:
+    """The C library, for the two Linux/glibc calls the worker makes at start."""
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Ask the kernel to SIGKILL us when the daemon dies (Linux), so a killed daemon never
     leaves an orphan worker racing its successor."""
     with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        _libc().prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
@@ -562,8 +566,7 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 def _return_big_buffers() -> None:
     """Fix glibc's mmap threshold (a no-op with another C library)."""
     with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        _libc().mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def _schema_check(engine: Engine, head: str) -> Callable[[], None]:

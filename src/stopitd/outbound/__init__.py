@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from stopitd.analysis.model import Analysis, Envelope
 from stopitd.config import Settings
-from stopitd.outbound.acks import acknowledge, plain_refusal, reporter_address
+from stopitd.outbound.acks import acknowledge, plain_refusal, reporter_address, skipped_event
 from stopitd.outbound.outbox import case_for_message_ids
 from stopitd.outbound.routing import auto_route, choose_office, queue_route_mail
 from stopitd.outbound.safety import NoReply
@@ -133,16 +133,7 @@ def on_reports_saved(
     for filing, filed in saved:
         why = _plain_skip(filing, filed, settings)
         if why is not None:
-            skipped.append(
-                {
-                    "case_id": filed.case_id,
-                    "at": now,
-                    "actor": SYSTEM_ACTOR,
-                    "kind": "ack_skipped",
-                    "detail": {"report": filing.spool_id, "reason": why.value},
-                }
-            )
-            log.info("ack_skipped", case_id=filed.case_id, reason=why.value)
+            skipped.append(skipped_event(filed.case_id, filing.spool_id, why, now))
             continue
         on_report_saved(
             session,

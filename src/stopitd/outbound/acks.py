@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
@@ -98,16 +99,7 @@ def acknowledge(
     reporter = reporter_address(envelope)
     why = _refusal(session, case_id, raw, reporter, settings, now)
     if why is not None:
-        session.add(
-            Event(
-                case_id=case_id,
-                at=now,
-                actor=SYSTEM_ACTOR,
-                kind="ack_skipped",
-                detail={"report": spool_id, "reason": why.value},
-            )
-        )
-        log.info("ack_skipped", case_id=case_id, reason=why.value)
+        session.add(Event(**skipped_event(case_id, spool_id, why, now)))
         return why
     kind, message = render_ack(
         case_id=case_id, raw=raw, analysis=analysis, to=reporter, settings=settings, now=now
@@ -123,6 +115,18 @@ def acknowledge(
     )
     log.info("ack_queued", case_id=case_id, outbox_id=row.id, mail=kind.value)
     return row.id
+
+
+def skipped_event(case_id: int, spool_id: str, why: NoReply, now: datetime) -> dict[str, Any]:
+    """The ``ack_skipped`` event row of a report that gets no acknowledgement (logged)."""
+    log.info("ack_skipped", case_id=case_id, reason=why.value)
+    return {
+        "case_id": case_id,
+        "at": now,
+        "actor": SYSTEM_ACTOR,
+        "kind": "ack_skipped",
+        "detail": {"report": spool_id, "reason": why.value},
+    }
 
 
 def plain_refusal(raw: bytes, reporter: str, settings: Settings) -> NoReply | None:

@@ -51,7 +51,7 @@ from stopitd.store.intake import (
     table_of,
     tag_pattern,
 )
-from stopitd.store.schema import Case, CaseStatus, DedupeKey, Event, Report, ThreadId
+from stopitd.store.schema import Case, DedupeKey, Event, Report, ThreadId
 
 CASES, REPORTS, EVENTS = table_of(Case), table_of(Report), table_of(Event)
 DEDUPE_KEYS, THREAD_IDS = table_of(DedupeKey), table_of(ThreadId)
@@ -341,20 +341,7 @@ class _Batch:
         if bumped.case_id is not None:
             case = self.cases[bumped.case_id]
         else:
-            case = CaseState(
-                id=None,
-                status=CaseStatus.NEW.value,
-                subject=(
-                    f"Flood: more than {rate.flood_reports} reports from one reporter within "
-                    f"{rate.flood_window:g} s"
-                ),
-                created_at=self.now,
-                updated_at=self.now,
-                relay_ip="",
-                origin_ip="",
-                source_mode="unknown",
-                from_address="",
-            )
+            case = CaseState(id=None, **grouping.flood_case_values(rate, self.now))
             self.opened.append(case)
             self.flooded_rows.append((bumped.row_id, case))
             detail = grouping.flood_detail(

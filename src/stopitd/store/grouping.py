@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -105,15 +106,7 @@ def flood_case(
     (under the window row's lock, see the module docstring)."""
     if window.case_id is not None:
         return window.case_id
-    case = Case(
-        status=CaseStatus.NEW.value,
-        subject=(
-            f"Flood: more than {rate.flood_reports} reports from one reporter within "
-            f"{rate.flood_window:g} s"
-        ),
-        created_at=now,
-        updated_at=now,
-    )
+    case = Case(**flood_case_values(rate, now))
     session.add(case)
     session.flush()
     mark_flooded(session, window.row_id, case.id, now)
@@ -173,6 +166,23 @@ def flood_kinds(session: Session, case_ids: list[int]) -> dict[int, str]:
             if case_id is not None:
                 out[case_id] = kind
     return out
+
+
+def flood_case_values(rate: IntakeSettings, now: datetime) -> dict[str, Any]:
+    """The columns of a reporter's flood case (no source: it groups many originals)."""
+    return {
+        "status": CaseStatus.NEW.value,
+        "subject": (
+            f"Flood: more than {rate.flood_reports} reports from one reporter within "
+            f"{rate.flood_window:g} s"
+        ),
+        "created_at": now,
+        "updated_at": now,
+        "relay_ip": "",
+        "origin_ip": "",
+        "source_mode": "unknown",
+        "from_address": "",
+    }
 
 
 def flood_detail(
