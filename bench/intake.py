@@ -1,18 +1,22 @@
 """Intake and drain: SMTP -> fsynced spool -> 250, then 250 -> case, against the floors.
 
-In one run, four servers get the same load, one after the other, each on a fresh folder:
+In one run, four servers, each on a fresh folder and all running at once, get the same load:
 the bare aiosmtpd floor, the durable (fsync) floor, the durable floor with group commit
 (stopitd's DirSync, to isolate what it is worth), and the real `stopitd serve` (worker
 running, migrated SQLite store, DNS off). The load is postfix's smtp-source sending an
 8 KB report shaped like the fixtures (a forward with the original attached): a burst over
-50 sessions, then a run over 1 session; then bench.smtpclient times DATA-end -> 250 over
-50 sessions: paced at --latency-rate (an open loop: the p99 target) and saturated (a
-closed loop, where latency is mostly queueing: sessions / throughput). Each server first
-gets 50 untimed warm-up messages. For stopitd a sampler records the backlog (spool new/ + cur/) and
-the reports stored while the burst arrives and drains: the drain is the time from the
-burst's first message until every accepted message is a row in `reports`.
+50 sessions to each server in turn; then a run over 1 session, in rounds interleaved
+across the servers (--single-rounds, the order turned each round: one session is bound by
+fsync latency, which drifts over minutes, and interleaving spreads the drift over all
+alike); then bench.smtpclient times DATA-end -> 250 over 50 sessions: paced at
+--latency-rate (an open loop: the p99 target) and saturated (a closed loop, where latency
+is mostly queueing: sessions / throughput). Each server first gets 50 untimed warm-up
+messages. For stopitd a sampler records the backlog (spool new/ + cur/) and the reports
+stored while the burst arrives and drains: the drain is the time from the burst's first
+message until every accepted message is a row in `reports`.
 
-    python -m bench.intake [--messages 2000] [--single 500] [--sessions 50] [--size 8192]
+    python -m bench.intake [--messages 2000] [--single 500] [--single-rounds 5] [--sessions 50]
+                           [--size 8192]
                            [--latency 1000] [--latency-rate 100]
                            [--servers bare,durable,durable-group,stopitd] [--worker-idle]
 """
@@ -135,6 +139,7 @@ class ServerRun:
     name: str
     burst_s: float = math.nan
     single_s: float = math.nan
+    single_rounds_s: list[float] = field(default_factory=list)  # each round's seconds
     p50_ms: float = math.nan  # paced at --latency-rate
     p99_ms: float = math.nan
     sat_p50_ms: float = math.nan  # closed loop (saturated)
@@ -149,10 +154,8 @@ class ServerRun:
     failed: int = 0
 
 
-def run_server(
-    server: Server, args: argparse.Namespace, message: bytes, msg_file: Path
-) -> ServerRun:
-    run = ServerRun(server.name)
+def burst_phase(server: Server, args: argparse.Namespace, run: ServerRun, msg_file: Path) -> None:
+    """Warm-up, then the burst over --sessions; for stopitd, the drain is sampled."""
     is_stopitd = server.db_path is not None
     warm = min(WARM_UP, args.messages)
     progress(f"{server.name}: warm-up, {warm} messages")
@@ -177,8 +180,38 @@ def run_server(
                 f"stopitd stored {server.reports() - warm} of {args.messages} reports; "
                 f"none more for {args.drain_timeout:.0f} s\n{server.log_tail()}"
             )
-    progress(f"{server.name}: {args.single} messages over 1 session")
-    run.single_s = smtp_source(server.port, 1, args.single, msg_file, args.timeout)
+
+
+def single_rounds(
+    servers: dict[str, Server], args: argparse.Namespace, runs: dict[str, ServerRun], msg_file: Path
+) -> None:
+    """--single messages over 1 session to each server, in --single-rounds interleaved
+    rounds (the order turned by one each round) rather than one server after another.
+
+    One session is bound by fsync latency, which drifts with whatever else the disk is
+    writing back; interleaving spreads that drift over every server alike, so that the
+    ratios compare like with like (in one earlier, sequential run, two floors that should
+    tie came out 0.72x apart)."""
+    names = list(servers)
+    rounds = max(1, min(args.single_rounds, args.single))
+    sizes = [args.single // rounds + (1 if i < args.single % rounds else 0) for i in range(rounds)]
+    for name in names:
+        runs[name].single_s = 0.0
+    for i, size in enumerate(sizes):
+        order = names[i % len(names) :] + names[: i % len(names)]
+        progress(
+            f"1 session, round {i + 1}/{rounds}: {size} messages to each of {', '.join(order)}"
+        )
+        for name in order:
+            seconds = smtp_source(servers[name].port, 1, size, msg_file, args.timeout)
+            runs[name].single_s += seconds
+            runs[name].single_rounds_s.append(seconds)
+
+
+def latency_phase(server: Server, args: argparse.Namespace, run: ServerRun, message: bytes) -> None:
+    """DATA-end -> 250 over --sessions: paced (open loop), then saturated (closed loop);
+    then every message the server accepted must be stored."""
+    is_stopitd = server.db_path is not None
     per_session = max(1, args.latency // args.sessions)
     n_latency = per_session * args.sessions
     progress(f"{server.name}: latency, {n_latency} messages at {args.latency_rate:g}/s")
@@ -200,7 +233,7 @@ def run_server(
     run.p99_ms = paced.percentile(99) * 1000
     run.sat_p50_ms = saturated.percentile(50) * 1000
     run.sat_p99_ms = saturated.percentile(99) * 1000
-    total = warm + args.messages + args.single + 2 * n_latency
+    total = min(WARM_UP, args.messages) + args.messages + args.single + 2 * n_latency
     if is_stopitd:
         _wait_stored(server, total, args.drain_timeout)
         run.stored = server.reports()
@@ -216,7 +249,6 @@ def run_server(
             f"{server.name}: {total} messages accepted but {run.stored} stored "
             f"({run.failed} in spool/failed)\n{server.log_tail()}"
         )
-    return run
 
 
 def _wait_stored(server: Server, count: int, timeout: float) -> None:
@@ -265,17 +297,25 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="intake-", dir=OUT_DIR) as tmp:
         base = Path(tmp)
         msg_file = lf_copy(message, base / "report.lf.eml")
-        for name in args.servers:
-            if name == "stopitd" and pending:
-                progress("stopitd serve is not in this build: its row is pending")
-                continue
-            workdir = base / name
-            server = start_stopitd(workdir) if name == "stopitd" else start_floor(name, workdir)
-            if name == "stopitd" and args.worker_idle:
-                _worker_idle(server)
-            try:
-                runs[name] = run_server(server, args, message, msg_file)
-            finally:
+        servers: dict[str, Server] = {}
+        try:
+            for name in args.servers:
+                if name == "stopitd" and pending:
+                    progress("stopitd serve is not in this build: its row is pending")
+                    continue
+                workdir = base / name
+                server = start_stopitd(workdir) if name == "stopitd" else start_floor(name, workdir)
+                if name == "stopitd" and args.worker_idle:
+                    _worker_idle(server)
+                servers[name] = server
+                runs[name] = ServerRun(name)
+            for name, server in servers.items():
+                burst_phase(server, args, runs[name], msg_file)
+            single_rounds(servers, args, runs, msg_file)
+            for name, server in servers.items():
+                latency_phase(server, args, runs[name], message)
+        finally:
+            for name, server in servers.items():
                 code = server.stop()
                 if name == "stopitd" and code not in (0, None):
                     progress(f"stopitd exited with {code}:\n{server.log_tail()}")
@@ -436,6 +476,7 @@ def _run_json(r: ServerRun) -> dict[str, Any]:
     return {
         "burst_seconds": r.burst_s,
         "single_seconds": r.single_s,
+        "single_rounds_seconds": r.single_rounds_s,
         "p50_ms": r.p50_ms,
         "p99_ms": r.p99_ms,
         "saturated_p50_ms": r.sat_p50_ms,
@@ -461,6 +502,12 @@ def _run_json(r: ServerRun) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=2000, help="burst size (default 2000)")
     parser.add_argument("--single", type=int, default=500, help="messages over 1 session")
+    parser.add_argument(
+        "--single-rounds",
+        type=int,
+        default=5,
+        help="the 1-session messages go in this many rounds, interleaved across servers",
+    )
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--size", type=int, default=8192, help="message size in bytes")
     parser.add_argument("--latency", type=int, default=1000, help="messages timed for the p99")

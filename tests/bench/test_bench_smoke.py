@@ -91,6 +91,9 @@ def test_intake_runs_all_servers_and_loses_nothing() -> None:
     data = load("intake")
     assert data["runs"]["durable"]["stored"] == 50 + 60 + 10 + 2 * 20
     assert data["runs"]["durable-group"]["stored"] == 50 + 60 + 10 + 2 * 20
+    # the 10 one-session messages went in 5 interleaved rounds (the default) to each server
+    assert len(data["runs"]["durable"]["single_rounds_seconds"]) == 5
+    assert len(data["runs"]["bare"]["single_rounds_seconds"]) == 5
     stopitd = value(row(out, "msgs/s, 5 sessions: stopitd"))
     if serve_available():
         assert number(stopitd) > 0
