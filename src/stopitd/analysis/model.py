@@ -353,9 +353,18 @@ _KEEP_RAW_TEXT = {Hop}  # a hop's raw text is evidence staff must see
 _FLATTENED = {"fields"}
 
 
+# "00" to "99": the two-digit fields of a time, each one lookup (no format call).
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+
+
 def _iso(value: datetime) -> str:
-    if value.tzinfo is UTC and value.year >= 1000:  # what strftime below gives, in C
-        return value.isoformat(timespec="seconds")[:19] + "Z"
+    if value.tzinfo is UTC and value.year >= 1000:  # what strftime below gives, spelt out
+        # isoformat formats with C printf, and the offset too: several times this
+        two = _TWO_DIGITS
+        return (
+            f"{value.year}-{two[value.month]}-{two[value.day]}"
+            f"T{two[value.hour]}:{two[value.minute]}:{two[value.second]}Z"
+        )
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -439,7 +448,9 @@ class Dialect(NamedTuple):
 
 
 # The exact class each shape's values are checked against (enums and dataclasses: their own).
-_SHAPE_CLASS = {"str": "_str", "int": "_int", "datetime": "_datetime_cls"}
+_SHAPE_CLASS = {
+    "str": "_str", "int": "_int", "bool": "_bool", "datetime": "_datetime_cls"
+}
 
 
 def value_code(name: str, annotation: str, ns: dict[str, Any], dialect: Dialect) -> str:
