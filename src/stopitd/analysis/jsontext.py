@@ -236,7 +236,9 @@ def _writer_of(cls: type, braces: bool = True) -> Callable[..., str]:
     write = _WRITERS.get((cls, braces))
     if write is None:
         write = _writer_code(cls, braces) or (
-            _general if braces else (lambda v, merged=None: _general(v)[1:-1])
+            (lambda v, merged=None: _general(v))
+            if braces
+            else (lambda v, merged=None: _general(v)[1:-1])
         )
         _WRITERS[cls, braces] = write
     return write
@@ -270,16 +272,28 @@ def analysis_json_text(analysis: Analysis, file: str | None = None) -> str:
         data: dict[str, Any] = {} if file is None else {"file": file}
         data.update(analysis_to_json(analysis))
         return _dumps(data)
+    report, originals = analysis.report, analysis.originals
     write_original = _writer_of(model.Original)
+    # `--original`: the report is the original, its key fields the very same value; their
+    # text (the merged members of both objects) is written once
+    shared = None
+    if report.__class__ is model.ReportInfo and report.fields.__class__ is model.KeyFields:
+        if originals and originals[0].fields is report.fields:
+            shared = _writer_of(model.KeyFields, braces=False)(report.fields)
+        report_text = _writer_of(model.ReportInfo)(report, shared)
+    else:
+        report_text = value_text(report)
     return _join((
         "{" if file is None else '{"file":' + _plain(file) + ",",
         '"schema_version":', _plain(analysis.schema_version),
         ',"analyzer_version":', _plain(analysis.analyzer_version),
-        ',"report":', value_text(analysis.report),
+        ',"report":', report_text,
         ',"originals":[',
         ",".join([
-            write_original(o) if o.__class__ is model.Original else _general(o)
-            for o in analysis.originals
+            write_original(o, shared if shared and o.fields is report.fields else None)
+            if o.__class__ is model.Original
+            else _general(o)
+            for o in originals
         ]),
         "]}",
     ))
