@@ -77,7 +77,8 @@ def _namespace() -> dict[str, Any]:
         "_str": str, "_int": int, "_bool": bool, "_int_repr": int.__repr__, "_tuple": tuple,
         "_enc": _encode_text, "_general": _general, "_plain": _plain, "_iso": model._iso,
         "_datetime_cls": datetime, "_join": _join, "_comma": ",".join,
-        "_MARK_ESCAPED": _MARK_ESCAPED,
+        "_MARK_ESCAPED": _MARK_ESCAPED, "_float": float,
+        "_float_repr": float.__repr__, "_FLOAT_MAX": _FLOAT_MAX,
     }
 
 
@@ -216,10 +217,10 @@ def _writer_code(cls: type, braces: bool) -> Callable[..., str] | None:
     if joined:
         lines += [
             "    try:",
-            f"        t = _join(({''.join(f'v.{n}, ' for n in joined)}))",
-            "    except TypeError:  # a text field holding something else",
+            f"        b = _join(({''.join(f'v.{n}, ' for n in joined)})).encode()",
+            "    except (TypeError, UnicodeEncodeError):  # not text, or a lone surrogate",
             "        return _slow(v)",
-            "    if (b := t.encode('utf-8', 'surrogatepass')).translate(_MARK_ESCAPED) is not b:",
+            "    if b.translate(_MARK_ESCAPED) is not b:",
             "        return _slow(v)",
         ]
     lines.append(f"    return _join(({', '.join(pieces)},))")
@@ -250,6 +251,7 @@ _JOINED = _text_dialect(
     {
         "str": "('\"\"' if {x} == '' else _enc({x}))", "int": "_int_repr({x})",
         "bool": "('true' if {x} else 'false')", "datetime": "f'\"{{_iso({x})}}\"'",
+        "float": "(_float_repr({x}) if -_FLOAT_MAX <= {x} <= _FLOAT_MAX else _general({x}))",
         "enum": "_V_{name}[{x}._value_]", "dataclass": "_c_{name}({x})",
     },
     "(_join(('[', _comma([{each} for i in x]), ']')) if x else '[]')",

@@ -449,7 +449,8 @@ class Dialect(NamedTuple):
 
 # The exact class each shape's values are checked against (enums and dataclasses: their own).
 _SHAPE_CLASS = {
-    "str": "_str", "int": "_int", "bool": "_bool", "datetime": "_datetime_cls"
+    "str": "_str", "int": "_int", "bool": "_bool", "float": "_float",
+    "datetime": "_datetime_cls",
 }
 
 
