@@ -139,7 +139,12 @@ def test_values_of_other_types_take_the_general_path() -> None:
     odd = replace(hop, ip=Trust.TRUSTED, date=datetime(2026, 1, 1, tzinfo=UTC) - timedelta(1))
     odd_items: Any = ["a", 1]
     report = ReportInfo(fields=KeyFields(subject="s"), size=True, in_reply_to=odd_items)
-    cases = (hop, odd, report, Severity.INFO, ("a", 2, (None, hop)), None, True, 2.5, float("nan"))
+    not_text: Any = 5  # a text field holding a number: the object is written field by field
+    numbered = replace(hop, ip=not_text, delay_s=float("inf"))
+    cases = (
+        hop, odd, numbered, report, Severity.INFO, ("a", 2, (None, hop)), None, True, 2.5,
+        float("nan"),
+    )
     for value in cases:
         assert value_text(value) == json.dumps(
             to_jsonable(value), ensure_ascii=False, separators=(",", ":")

@@ -10,6 +10,8 @@ libraries it reads .msg files with in memory (issue 9's memory target).
 
 from __future__ import annotations
 
+import operator
+
 from stopitd.analysis.model import Analysis, Envelope, Evidence, Original
 from stopitd.analysis.policy import Policy
 
@@ -71,10 +73,11 @@ def conclude(analysis: Analysis, evidence: Evidence, policy: Policy) -> Analysis
     """Fold verified evidence (DKIM, ARC, SPF, DMARC) into each original's verdict."""
     from stopitd.analysis import conclusion
 
-    originals = []
-    for i, original in enumerate(analysis.originals):
-        ev = evidence.originals[i] if i < len(evidence.originals) else None
-        originals.append(conclusion.conclude(original, ev, policy.trust))
-    return Analysis(
-        analysis.report, tuple(originals), analysis.schema_version, analysis.analyzer_version
-    )
+    given = evidence.originals
+    originals = tuple([
+        conclusion.conclude(original, given[i] if i < len(given) else None, policy.trust)
+        for i, original in enumerate(analysis.originals)
+    ])
+    if all(map(operator.is_, originals, analysis.originals)):
+        return analysis  # nothing folded in: the same value, not a copy
+    return Analysis(analysis.report, originals, analysis.schema_version, analysis.analyzer_version)

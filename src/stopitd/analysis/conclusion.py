@@ -126,6 +126,9 @@ def conclude(
     domains = dict.fromkeys(source.responsible_domains)  # ordered, each once
     for d in _signer_domains(auth) + ([from_domain] if proof else []):
         domains.setdefault(d)
+    responsible = tuple(domains)
+    if evidence is None and not proof and responsible == source.responsible_domains:
+        return original  # nothing to fold in (--no-dns, no kept proof): no copies to build
     # ``replace(...)`` spelt out: dataclasses.replace is slow, and this runs per original
     source = SourceEstimate(
         relay_ip=source.relay_ip,
@@ -133,7 +136,7 @@ def conclude(
         mode=source.mode,
         internal=source.internal,
         provider=source.provider,
-        responsible_domains=tuple(domains),
+        responsible_domains=responsible,
         authenticated_identity=source.authenticated_identity,
         from_authenticated=from_authenticated,
         confidence=source.confidence,

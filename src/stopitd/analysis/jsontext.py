@@ -2,11 +2,14 @@
 
 ``analysis_json_text(a)`` is exactly ``json.dumps(analysis_to_json(a), ensure_ascii=False,
 separators=(",", ":"))``, without building the dicts first and without the encoder
-escaping every key of every object again: one function per dataclass is generated from its
+escaping every key of every object again: one writer per dataclass is generated from its
 JSON plan and declared types (as ``model``'s dict converters are), with each key's text
-written once, and each value of the declared type written by the C string escaper. Any
-value of another type goes the general way (``to_jsonable`` then ``json``), so the text
-never differs from the general path's (tests/analysis/test_jsontext.py checks both agree).
+written once. A writer first looks whether any of the object's text fields holds a
+character JSON escapes (one C pass over them all): almost never, and then it joins the
+fields between fixed fragments with no escaping call at all; else each field goes through
+the C string escaper. Any value of another type goes the general way (``to_jsonable`` then
+``json``), so the text never differs from the general path's (tests/analysis/
+test_jsontext.py checks both agree).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from stopitd.analysis import model
@@ -23,6 +27,12 @@ from stopitd.analysis.model import Analysis, analysis_to_json, to_jsonable
 
 _encode_text: Callable[[str], str] = json.encoder.encode_basestring
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_join = "".join
+
+# The bytes JSON escapes in a string (with ensure_ascii=False: the C0 controls, '"' and
+# '\\'; non-ASCII text is written as it is). Each maps to another byte and every other byte
+# to itself, so ``bytes.translate`` gives back its very argument when there is none.
+_MARK_ESCAPED = bytes(b + 1 if b < 0x20 or b in b'"\\' else b for b in range(256))
 
 
 def _general(value: Any) -> str:
@@ -62,22 +72,40 @@ def _keys(cls: type) -> set[str]:
     return {key for _, key, _ in model._plan(cls)}
 
 
-def _members_code(cls: type) -> Callable[[Any], str] | None:
-    """The generated writer of ``cls``'s members (the text between the braces), or None
-    when a merged (flattened) field's keys could meet the parent's own."""
-    declared = {f.name: str(f.type) for f in fields(cls)}
-    ns: dict[str, Any] = {
-        "_str": str, "_int": int, "_int_repr": int.__repr__, "_tuple": tuple,
+def _namespace() -> dict[str, Any]:
+    return {
+        "_str": str, "_int": int, "_bool": bool, "_int_repr": int.__repr__, "_tuple": tuple,
         "_enc": _encode_text, "_general": _general, "_plain": _plain, "_iso": model._iso,
-        "_datetime_cls": datetime,
+        "_datetime_cls": datetime, "_join": _join, "_comma": ",".join,
+        "_MARK_ESCAPED": _MARK_ESCAPED, "_float": float,
+        "_float_repr": float.__repr__, "_FLOAT_MAX": _FLOAT_MAX,
     }
+
+
+def _merged_kind(cls: type, name: str) -> type | None:
+    """The dataclass of ``cls``'s merged (flattened) field ``name``, or None when it is not
+    one or its keys could meet ``cls``'s own."""
+    kind = vars(model).get(str(next(f.type for f in fields(cls) if f.name == name)))
     own = {key for _, key, flattened in model._plan(cls) if not flattened}
+    if not (isinstance(kind, type) and is_dataclass(kind)) or _keys(kind) & own:
+        return None
+    return kind
+
+
+# --- the escaping path: every text field through the C escaper ---------------------------
+
+
+def _members_code(cls: type) -> Callable[[Any], str] | None:
+    """The generated writer of ``cls``'s members (the text between the braces), each text
+    field escaped; None when a merged (flattened) field's keys could meet the parent's."""
+    declared = {f.name: str(f.type) for f in fields(cls)}
+    ns = _namespace()
     parts: list[str] = []
     checks: list[str] = []
     for name, key, flattened in model._plan(cls):
         if flattened:
-            kind = vars(model).get(declared[name])
-            if not (isinstance(kind, type) and is_dataclass(kind)) or _keys(kind) & own:
+            kind = _merged_kind(cls, name)
+            if kind is None:
                 return None
             ns[f"_T_{name}"], ns[f"_m_{name}"] = kind, _members_of(kind)
             checks.append(f"v.{name}.__class__ is _T_{name}")
@@ -97,7 +125,7 @@ def _members_code(cls: type) -> Callable[[Any], str] | None:
     return members
 
 
-# Per dataclass: its members writer; built on first use.
+# Per dataclass: its escaping members writer; built on first use.
 _MEMBERS: dict[type, Callable[[Any], str]] = {}
 
 
@@ -109,17 +137,125 @@ def _members_of(cls: type) -> Callable[[Any], str]:
     return members
 
 
-# The text writers' dialect: each value as JSON text, tuples as arrays.
-_TEXT = model.Dialect(
-    each={
+def _text_dialect(
+    each: dict[str, str], sequence: str, nested: Callable[[type], Callable[..., str]]
+) -> model.Dialect:
+    """A dialect writing JSON text: None as null, other values the general way."""
+    return model.Dialect(each, sequence, "'null'", "_general", "_plain({get})", nested)
+
+
+# The escaping writers' dialect: each value as JSON text, tuples as arrays.
+_TEXT = _text_dialect(
+    {
         "str": "_enc({x})", "int": "_int_repr({x})", "datetime": "_enc(_iso({x}))",
         "enum": "_enc({x}._value_)", "dataclass": "'{{' + _c_{name}({x}) + '}}'",
     },
-    sequence="'[' + ','.join([{each} for i in x]) + ']'",
-    none="'null'",
-    fallback="_general",
-    other="_plain({get})",
-    nested=lambda cls: _members_of(cls),
+    "'[' + ','.join([{each} for i in x]) + ']'",
+    lambda cls: _members_of(cls),
+)
+
+
+# --- the joining path: text fields checked once, then joined as they are -----------------
+
+
+def _enum_texts(kind: type) -> dict[str, str]:
+    """Each member's value of a StrEnum and its JSON text: one lookup, no escaping call."""
+    assert issubclass(kind, StrEnum)
+    return {m._value_: _encode_text(m._value_) for m in kind}
+
+
+def _writer_code(cls: type, braces: bool) -> Callable[..., str] | None:
+    """The generated writer of ``cls``: the object's text (``braces``) or its members; None
+    when a merged (flattened) field's keys could meet the parent's.
+
+    With two text fields or more, one ``translate`` over them all tells whether any needs
+    escaping: when none does (nearly always), each is joined between fixed fragments that
+    hold its quotes; else the escaping writer writes the object."""
+    declared = {f.name: str(f.type) for f in fields(cls)}
+    plan = model._plan(cls)
+    texts = [n for n, _, flat in plan if not flat and declared[n] == "str"]
+    joined = texts if len(texts) >= 2 else []  # one short text: its escaper costs less
+    ns = _namespace()
+    escaping = _members_of(cls)
+    ns["_slow"] = (lambda v: "{" + escaping(v) + "}") if braces else escaping
+    pieces: list[str] = []  # the code of each piece of the text, in order
+    fixed = "{" if braces else ""  # fixed text not yet in ``pieces``
+    merged = ""
+    comma = ""  # before each field but the first
+    for name, key, flattened in plan:
+        if flattened:
+            kind = _merged_kind(cls, name)
+            if kind is None:
+                return None
+            if not model._plan(kind):  # nothing to merge (no comma either)
+                continue
+            merged = name
+            ns[f"_T_{name}"], ns[f"_m_{name}"] = kind, _writer_of(kind, braces=False)
+            pieces += [repr(fixed + comma), "merged"]
+            fixed = ""
+        elif name in joined:
+            pieces += [repr(f'{fixed}{comma}{_key(key)}"'), f"v.{name}"]
+            fixed = '"'
+        else:
+            value = model.value_code(name, declared[name], ns, _JOINED)
+            if f"_T_{name}" in ns and issubclass(ns[f"_T_{name}"], StrEnum):
+                ns[f"_V_{name}"] = _enum_texts(ns[f"_T_{name}"])
+            pieces += [repr(fixed + comma + _key(key)), value]
+            fixed = ""
+        comma = ","
+    fixed += "}" if braces else ""
+    if fixed:
+        pieces.append(repr(fixed))
+    lines = [f"def write(v{', merged=None' if merged else ''}):"]
+    if merged:  # the caller may pass the merged members' text, when it has it already
+        lines += [
+            "    if merged is None:",
+            f"        if v.{merged}.__class__ is not _T_{merged}:",
+            f"            return _general(v){'' if braces else '[1:-1]'}",
+            f"        merged = _m_{merged}(v.{merged})",
+        ]
+    if joined:
+        lines += [
+            "    try:",
+            f"        b = _join(({''.join(f'v.{n}, ' for n in joined)})).encode()",
+            "    except (TypeError, UnicodeEncodeError):  # not text, or a lone surrogate",
+            "        return _slow(v)",
+            "    if b.translate(_MARK_ESCAPED) is not b:",
+            "        return _slow(v)",
+        ]
+    lines.append(f"    return _join(({', '.join(pieces)},))")
+    exec("\n".join(lines), ns)  # our own text, from our types
+    write: Callable[..., str] = ns["write"]
+    return write
+
+
+# Per (dataclass, with braces): its writer; built on first use.
+_WRITERS: dict[tuple[type, bool], Callable[..., str]] = {}
+
+
+def _writer_of(cls: type, braces: bool = True) -> Callable[..., str]:
+    write = _WRITERS.get((cls, braces))
+    if write is None:
+        write = _writer_code(cls, braces) or (
+            (lambda v, merged=None: _general(v))
+            if braces
+            else (lambda v, merged=None: _general(v)[1:-1])
+        )
+        _WRITERS[cls, braces] = write
+    return write
+
+
+# The joining writers' dialect: as the escaping one, with enum values' texts looked up,
+# empty text and empty tuples written without a call, and nested objects by their writers.
+_JOINED = _text_dialect(
+    {
+        "str": "('\"\"' if {x} == '' else _enc({x}))", "int": "_int_repr({x})",
+        "bool": "('true' if {x} else 'false')", "datetime": "f'\"{{_iso({x})}}\"'",
+        "float": "(_float_repr({x}) if -_FLOAT_MAX <= {x} <= _FLOAT_MAX else _general({x}))",
+        "enum": "_V_{name}[{x}._value_]", "dataclass": "_c_{name}({x})",
+    },
+    "(_join(('[', _comma([{each} for i in x]), ']')) if x else '[]')",
+    lambda cls: _writer_of(cls),
 )
 
 
@@ -127,7 +263,7 @@ def value_text(value: Any) -> str:
     """One model value as compact JSON text (``ensure_ascii=False``)."""
     cls: type = value.__class__
     if is_dataclass(cls):
-        return "{" + _members_of(cls)(value) + "}"
+        return _writer_of(cls)(value)
     return _general(value)
 
 
@@ -138,14 +274,31 @@ def analysis_json_text(analysis: Analysis, file: str | None = None) -> str:
         data: dict[str, Any] = {} if file is None else {"file": file}
         data.update(analysis_to_json(analysis))
         return _dumps(data)
-    head = "{" if file is None else '{"file":' + _plain(file) + ","
-    return (
-        head
-        + '"schema_version":' + _plain(analysis.schema_version)
-        + ',"analyzer_version":' + _plain(analysis.analyzer_version)
-        + ',"report":' + value_text(analysis.report)
-        + ',"originals":[' + ",".join([value_text(o) for o in analysis.originals]) + "]}"
-    )
+    report, originals = analysis.report, analysis.originals
+    write_original = _writer_of(model.Original)
+    # `--original`: the report is the original, its key fields the very same value; their
+    # text (the merged members of both objects) is written once
+    shared = None
+    if report.__class__ is model.ReportInfo and report.fields.__class__ is model.KeyFields:
+        if originals and originals[0].fields is report.fields:
+            shared = _writer_of(model.KeyFields, braces=False)(report.fields)
+        report_text = _writer_of(model.ReportInfo)(report, shared)
+    else:
+        report_text = value_text(report)
+    return _join((
+        "{" if file is None else '{"file":' + _plain(file) + ",",
+        '"schema_version":', _plain(analysis.schema_version),
+        ',"analyzer_version":', _plain(analysis.analyzer_version),
+        ',"report":', report_text,
+        ',"originals":[',
+        ",".join([
+            write_original(o, shared if shared and o.fields is report.fields else None)
+            if o.__class__ is model.Original
+            else _general(o)
+            for o in originals
+        ]),
+        "]}",
+    ))
 
 
 __all__ = ["analysis_json_text", "value_text"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -353,9 +353,18 @@ _KEEP_RAW_TEXT = {Hop}  # a hop's raw text is evidence staff must see
 _FLATTENED = {"fields"}
 
 
+# "00" to "99": the two-digit fields of a time, each one lookup (no format call).
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+
+
 def _iso(value: datetime) -> str:
-    if value.tzinfo is UTC and value.year >= 1000:  # what strftime below gives, in C
-        return value.isoformat(timespec="seconds")[:19] + "Z"
+    if value.tzinfo is UTC and value.year >= 1000:  # what strftime below gives, spelt out
+        # isoformat formats with C printf, and the offset too: several times this
+        two = _TWO_DIGITS
+        return (
+            f"{value.year}-{two[value.month]}-{two[value.day]}"
+            f"T{two[value.hour]}:{two[value.minute]}:{two[value.second]}Z"
+        )
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -439,7 +448,10 @@ class Dialect(NamedTuple):
 
 
 # The exact class each shape's values are checked against (enums and dataclasses: their own).
-_SHAPE_CLASS = {"str": "_str", "int": "_int", "datetime": "_datetime_cls"}
+_SHAPE_CLASS = {
+    "str": "_str", "int": "_int", "bool": "_bool", "float": "_float",
+    "datetime": "_datetime_cls",
+}
 
 
 def value_code(name: str, annotation: str, ns: dict[str, Any], dialect: Dialect) -> str:
@@ -768,3 +780,44 @@ class Evidence:
     def none(cls) -> Evidence:
         """No DNS was asked (`--no-dns`, or DNS disabled)."""
         return cls()
+
+
+# --- construction -----------------------------------------------------------------------
+
+_NO_VALUE = object()  # stands for a missing argument whose default a factory makes
+
+
+def _slot_init(cls: type) -> Callable[..., None]:
+    """``cls``'s ``__init__`` as ``dataclass`` writes it, but setting each slot through its
+    member descriptor: a frozen dataclass's own goes through ``object.__setattr__`` with
+    the name looked up per field, about twice the cost, and the analysis builds some
+    twenty of these values per message. Frozen stays frozen (``__setattr__`` is kept)."""
+    ns: dict[str, Any] = {"_NO_VALUE": _NO_VALUE}
+    params = ["self"]
+    body: list[str] = []
+    for f in fields(cls):
+        if not f.init or f.kw_only:
+            raise TypeError(f"{cls.__name__}.{f.name}: not a plain init field")
+        ns[f"_set_{f.name}"] = vars(cls)[f.name].__set__
+        if f.default_factory is not MISSING:
+            ns[f"_make_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_NO_VALUE")
+            body.append(f"    if {f.name} is _NO_VALUE:\n        {f.name} = _make_{f.name}()")
+        elif f.default is not MISSING:
+            ns[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        else:
+            params.append(f.name)
+        body.append(f"    _set_{f.name}(self, {f.name})")
+    exec(f"def __init__({', '.join(params)}):\n" + "\n".join(body or ["    pass"]), ns)
+    init: Callable[..., None] = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
+for _cls in [
+    c for c in list(globals().values())
+    if isinstance(c, type) and is_dataclass(c) and c.__module__ == __name__
+]:
+    if getattr(_cls, "__post_init__", None) is None:
+        setattr(_cls, "__init__", _slot_init(_cls))  # noqa: B010 (mypy: no method assignment)

@@ -24,6 +24,10 @@ from stopitd.cli.common import config_option, state
 from stopitd.config import Settings
 from stopitd.render.analysis import render_analysis
 
+# Frozen values, the same for every file: built once, not per file.
+_NO_ENVELOPE = Envelope()
+_NO_EVIDENCE = Evidence.none()
+
 
 def _unreadable(path: str, reason: str) -> Analysis:
     return Analysis(
@@ -58,10 +62,10 @@ def analyze_file(
     if policy is None:
         policy = settings.policy()
     try:
-        result = run_analysis(raw, Envelope(), policy, as_original=as_original)
+        result = run_analysis(raw, _NO_ENVELOPE, policy, as_original=as_original)
     except Exception as e:  # a bug in the analysis must not stop the batch
         return _unreadable(path, f"analysis failed: {type(e).__name__}: {e}")
-    evidence = Evidence.none()
+    evidence = _NO_EVIDENCE
     if dns:
         evidence = verify.verify_analysis(result, settings.dns)
     return conclude(result, evidence, policy)
