@@ -622,7 +622,7 @@ def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original
             return report_info([], raw, budget.findings, []), ()
         finder._msg_original(read, "", None, 0, How.DIRECT)
         return report_info([], raw, budget.findings, []), tuple(finder.originals)
-    root, budget = parse(raw, limits)
+    root, budget = parse(raw, limits, lean=True)  # the parts matter for their findings only
     finder = _Finder(limits, budget)
     finder._full(root, How.DIRECT, None)
     # The report is the original (the same bytes): its key fields and digest were just taken.

@@ -81,6 +81,13 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def field_value(after_colon: bytes) -> str:
+    """A field's value from its bytes after the colon: decoded, unfolded, stripped (what
+    ``parse_block`` gives)."""
+    text = _text(after_colon)
+    return (_FOLD.sub(" ", text) if "\n" in text else text).strip()
+
+
 def parse_block(
     block: bytes, max_fields: int | None = None, max_length: int | None = None
 ) -> HeaderBlock:

@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
-from stopitd.analysis.headers import HeaderField, decode_words, get, parse_block
+from stopitd.analysis.headers import (
+    HeaderBlock,
+    HeaderField,
+    decode_words,
+    field_value,
+    get,
+    parse_block,
+)
 from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
 
@@ -46,6 +53,8 @@ class Entity:
     children: list[Entity] = field(default_factory=list)
     encoded_message: bool = False  # a message/rfc822 whose body was base64/QP-decoded
     junk_lines: int = 0  # header lines that were neither fields nor continuations
+    # In a lean walk (``parse(..., lean=True)``) a part below the top keeps only the
+    # Content-Type, -Disposition and -Transfer-Encoding fields that steer the walk.
     # ``fields`` are exactly what parsing ``raw``'s header block alone gives: it ended at
     # an empty line and nothing was cut for length.
     fields_exact: bool = False
@@ -196,12 +205,47 @@ def decode_body(entity: Entity, budget: Budget) -> bytes | None:
             return b""
 
 
+# A Content-* field that steers the walk (groups: name, value after the colon), matched
+# at a line start of a block without lone CRs: its line and continuation lines.
+_STEERING_FIELD = re.compile(
+    rb"(content-(?:type|disposition|transfer-encoding))[ \t]*:(.*(?:\n[ \t].*)*)\n?", re.I
+)
+
+
+def steering_fields(block: bytes, limits: Limits) -> HeaderBlock:
+    """The fields of a part's header block that steer the walk, as ``parse_block`` reads
+    them, and its limit flags: the lean walk's reader (it skips the other fields, which
+    cost most in an attached message's header block).
+
+    Only in a block that cannot be cut and has no lone CR (``splitlines`` ends a line
+    there): then every line that starts with ``content-type:`` (any case, blanks before
+    the colon) starts a field, continued by the lines that start with a blank.
+    """
+    if (
+        len(block) > limits.max_header_length
+        or block.count(b"\n") >= limits.max_headers
+        or block.count(b"\r") != block.count(b"\r\n")
+    ):
+        return parse_block(block, limits.max_headers, limits.max_header_length)
+    low = b"\n" + block.lower()  # a LF before every line start: low[i + 1] is block[i]
+    fields: list[HeaderField] = []
+    nl = low.find(b"\ncontent-")
+    while nl >= 0:
+        m = _STEERING_FIELD.match(block, nl)
+        if m is not None:
+            name = m.group(1).decode("ascii")
+            fields.append(HeaderField(name, m.group(), field_value(m.group(2)), name.lower()))
+        nl = low.find(b"\ncontent-", nl + 1)
+    return HeaderBlock(fields)
+
+
 class _Walker:
     """One buffer's walk: the open multipart boundaries and how to find their lines."""
 
-    def __init__(self, buf: bytes, budget: Budget) -> None:
+    def __init__(self, buf: bytes, budget: Budget, lean: bool = False) -> None:
         self.buf = buf
         self.budget = budget
+        self.lean = lean  # parts below the top: only what steers the walk (see Entity)
         self.active: dict[bytes, int] = {}  # boundary -> how many open multiparts use it
         # boundary -> (searched from, its next delimiter line from there): each boundary's
         # lines are found once, however many parts ask
@@ -330,7 +374,10 @@ class _Walker:
         """Parse the entity at ``pos``; returns it and the delimiter that ended it."""
         hend, bstart = self.header_block_end(pos)
         limits = self.budget.limits
-        block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
+        if self.lean and depth:
+            block = steering_fields(self.buf[pos:hend], limits)
+        else:
+            block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
         if block.truncated_fields:
             self.budget.hit(
                 "too-many-headers",
@@ -395,7 +442,7 @@ class _Walker:
         decoded = decode_body(ent, self.budget)
         if decoded is None:
             return
-        child = parse_buffer(decoded, self.budget, depth + 1)
+        child = parse_buffer(decoded, self.budget, depth + 1, self.lean)
         ent.children.append(child)
         ent.encoded_message = True
 
@@ -439,18 +486,22 @@ def _eol_len(buf: bytes, pos: int) -> int:
     return 0
 
 
-def parse_buffer(buf: bytes, budget: Budget, depth: int = 0) -> Entity:
+def parse_buffer(buf: bytes, budget: Budget, depth: int = 0, lean: bool = False) -> Entity:
     """Parse one whole buffer as a message entity."""
-    walker = _Walker(buf, budget)
+    walker = _Walker(buf, budget, lean)
     ent, _ = walker.entity(0, depth)
     ent.end = len(buf)
     return ent
 
 
-def parse(raw: bytes, limits: Limits) -> tuple[Entity, Budget]:
-    """The message tree of ``raw`` and the budget (with its findings) used to walk it."""
+def parse(raw: bytes, limits: Limits, lean: bool = False) -> tuple[Entity, Budget]:
+    """The message tree of ``raw`` and the budget (with its findings) used to walk it.
+
+    ``lean``: only the top's header fields are wanted; the parts below are walked for the
+    findings alone, and keep only the fields that steer the walk.
+    """
     budget = Budget(limits)
-    return parse_buffer(raw, budget), budget
+    return parse_buffer(raw, budget, 0, lean), budget
 
 
 def walk(entity: Entity) -> list[Entity]:
