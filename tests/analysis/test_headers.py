@@ -10,6 +10,7 @@ from stopitd.analysis.headers import (
     _read_lines,
     _regular_fields,
     decode_words,
+    first_values,
     get,
     get_all,
     header_end,
@@ -143,3 +144,14 @@ def test_regex_reader_takes_the_common_blocks() -> None:
     for odd in (b"A: 1\rB: 2\r\n", b"A : 1\r\n", b"A: 1\r\n\r\n", b" x\r\nA: 1\r\n", b"\xff: 1"):
         assert _regular_fields(odd) is None
         assert parse_block(odd).fields == _read_lines(odd, None)[0]
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(_STARTS), st.sampled_from(_VALUES),
+                          st.sampled_from(_ENDS)), max_size=12))
+def test_first_values_are_what_get_gives(lines: list[tuple[bytes, bytes, bytes]]) -> None:
+    fields = parse_fields(b"".join(a + b + end for a, b, end in lines))
+    first = first_values(fields)
+    assert set(first) == {f.key for f in fields}
+    for key in ("received", "subject", "x-a.b_c-9", "absent"):
+        assert first.get(key) == get(fields, key)

@@ -210,6 +210,12 @@ def get(fields: list[HeaderField], name: str) -> str | None:
     return None
 
 
+def first_values(fields: list[HeaderField]) -> dict[str, str]:
+    """Each lower-case name's first value (what ``get`` gives): one pass over the fields
+    for a caller that asks for many names (each ``get`` is a pass of its own)."""
+    return {f.key: f.value for f in reversed(fields)}
+
+
 def get_all(fields: list[HeaderField], name: str) -> list[HeaderField]:
     key = name.lower()
     return [f for f in fields if f.key == key]

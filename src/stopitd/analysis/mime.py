@@ -20,7 +20,7 @@ from stopitd.analysis.headers import (
     HeaderField,
     decode_words,
     field_value,
-    get,
+    first_values,
     parse_block,
 )
 from stopitd.analysis.model import Finding, Severity
@@ -44,6 +44,7 @@ class Entity:
     body_start: int
     end: int  # one past the last byte (the CRLF before a delimiter is not ours)
     fields: list[HeaderField]
+    first: dict[str, str]  # ``first_values(fields)``: each name's first value
     content_type: str  # lower-case type/subtype; text/plain when absent
     params: dict[str, str]
     cte: str  # lower-case Content-Transfer-Encoding, "" when absent
@@ -134,8 +135,13 @@ def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
 
 def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str, str]:
     """(content type, its parameters, disposition, filename) as the stdlib reads them."""
-    ctype_value = get(fields, "content-type")
-    disp_value = get(fields, "content-disposition")
+    return content_params_of(first_values(fields))
+
+
+def content_params_of(first: dict[str, str]) -> tuple[str, dict[str, str], str, str]:
+    """``content_params`` from the fields' ``first_values``."""
+    ctype_value = first.get("content-type")
+    disp_value = first.get("content-disposition")
     fast_type = _plain_params(ctype_value) if ctype_value else ("text/plain", {})
     fast_disp = _plain_params("x/" + disp_value) if disp_value else ("x/", {})
     if fast_type is not None and fast_disp is not None:
@@ -390,14 +396,16 @@ class _Walker:
                 f"A header block is longer than {limits.max_header_length} bytes; the rest "
                 "was not read.",
             )
-        ctype, params, disp, filename = content_params(block.fields)
-        cte = (get(block.fields, "content-transfer-encoding") or "").strip().lower()
+        first = first_values(block.fields)
+        ctype, params, disp, filename = content_params_of(first)
+        cte = (first.get("content-transfer-encoding") or "").strip().lower()
         ent = Entity(
             buf=self.buf,
             start=pos,
             body_start=bstart,
             end=len(self.buf),
             fields=block.fields,
+            first=first,
             content_type=ctype,
             params=params,
             cte=cte,
