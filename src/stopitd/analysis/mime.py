@@ -416,8 +416,10 @@ class _Walker:
             fields_exact=bstart > hend and not block.truncated_length,
         )
         self.budget.parts += 1
+        is_multipart = ctype.startswith("multipart/")  # ent.is_multipart, without a call
+        is_message = ctype in _MESSAGE_TYPES
         too_deep = depth >= limits.max_mime_depth
-        if too_deep and (ent.is_multipart or ent.is_message):
+        if too_deep and (is_multipart or is_message):
             self.budget.hit(
                 "mime-too-deep",
                 f"MIME nesting deeper than {limits.max_mime_depth} levels was not followed.",
@@ -429,14 +431,14 @@ class _Walker:
                 "kept but not looked into.",
             )
             too_deep = True
-        if not too_deep and ent.is_multipart and params.get("boundary"):
+        if not too_deep and is_multipart and params.get("boundary"):
             term = self._multipart(ent, params["boundary"].encode("utf-8", "replace"), depth)
-        elif not too_deep and ent.is_message and cte in ("", "7bit", "8bit", "binary"):
+        elif not too_deep and is_message and cte in ("", "7bit", "8bit", "binary"):
             child, term = self.entity(bstart, depth + 1)
             ent.children.append(child)
         else:
             term = self.next_delimiter(bstart)
-            if not too_deep and ent.is_message:
+            if not too_deep and is_message:
                 self._encoded_message(ent, term, depth)
         if term is not None:
             ent.end = self.end_before(term[0], bstart)
