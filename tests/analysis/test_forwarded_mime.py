@@ -162,3 +162,16 @@ def test_a_lean_walk_finds_what_the_full_walk_finds() -> None:
         assert [(p.content_type, p.start, p.end) for p in walk(lean)] == [
             (p.content_type, p.start, p.end) for p in walk(full)
         ]
+
+
+def test_a_message_without_a_body_keeps_its_header_fields() -> None:
+    """All header, no empty line: the fields read in the walk are the ones the analysis
+    would read again from split_message; cut for length, they are not."""
+    from stopitd.analysis import forwarded
+    from stopitd.analysis.headers import split_message
+
+    raw = b"Received: from a by b; Mon, 23 Nov 2026 20:14:05 +0000\r\nFrom: a@example.net\r\n"
+    _, originals = forwarded.as_original(raw, Limits())
+    assert originals[0].header_fields == tuple(parse_fields(split_message(raw)[0]))
+    _, originals = forwarded.as_original(raw, Limits(max_header_length=60))
+    assert originals[0].header_fields is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email.errors import MessageError
 from email.header import decode_header, make_header
 from typing import NamedTuple
@@ -33,9 +32,9 @@ def header_field(name: str, raw: bytes, value: str) -> HeaderField:
     return HeaderField(name, raw, value, name.lower())
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderBlock:
-    """A parsed header block and what was odd about it (codes only; callers word them)."""
+class HeaderBlock(NamedTuple):
+    """A parsed header block and what was odd about it (codes only; callers word them).
+    A NamedTuple, like ``HeaderField``: built for every header block read."""
 
     fields: list[HeaderField]
     junk_lines: int = 0  # lines that were neither a field nor a continuation

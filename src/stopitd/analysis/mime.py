@@ -57,7 +57,7 @@ class Entity:
     # In a lean walk (``parse(..., lean=True)``) a part below the top keeps only the
     # Content-Type, -Disposition and -Transfer-Encoding fields that steer the walk.
     # ``fields`` are exactly what parsing ``raw``'s header block alone gives: it ended at
-    # an empty line and nothing was cut for length.
+    # an empty line (or is all of ``raw``), nothing was cut for length, not lean.
     fields_exact: bool = False
 
     @property
@@ -380,7 +380,8 @@ class _Walker:
         """Parse the entity at ``pos``; returns it and the delimiter that ended it."""
         hend, bstart = self.header_block_end(pos)
         limits = self.budget.limits
-        if self.lean and depth:
+        lean = self.lean and depth > 0
+        if lean:
             block = steering_fields(self.buf[pos:hend], limits)
         else:
             block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
@@ -413,7 +414,11 @@ class _Walker:
             filename=filename,
             depth=depth,
             junk_lines=block.junk_lines,
-            fields_exact=bstart > hend and not block.truncated_length,
+            # a header block that ends at an empty line, or the whole buffer (a message
+            # without a body: split_message reads all of it as header too)
+            fields_exact=(bstart > hend or (pos == 0 and hend == len(self.buf)))
+            and not block.truncated_length
+            and not lean,
         )
         self.budget.parts += 1
         is_multipart = ctype.startswith("multipart/")  # ent.is_multipart, without a call
