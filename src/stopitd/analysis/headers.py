@@ -124,7 +124,8 @@ def _regular_fields(block: bytes) -> list[HeaderField] | None:
     block (``_read_lines`` reads those).
 
     For such a block this is what ``_read_lines`` gives: each field's text is UTF-8
-    because the whole block is, and encoding a match gives back its raw bytes.
+    because the whole block is, and encoding a match (UTF-8, the default) gives back its
+    raw bytes.
     """
     if block.count(b"\r") != block.count(b"\r\n"):
         return None
@@ -142,7 +143,7 @@ def _regular_fields(block: bytes) -> list[HeaderField] | None:
             # several times more): here every CR is before a LF and every LF before a
             # blank.
             value = value.replace("\r\n", "\n").replace("\n ", " ").replace("\n\t", " ")
-        append(_new_tuple(HeaderField, (name, whole.encode("utf-8"), value.strip(), name.lower())))
+        append(_new_tuple(HeaderField, (name, whole.encode(), value.strip(), name.lower())))
     return fields
 
 
