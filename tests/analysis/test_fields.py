@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+import itertools
+from datetime import UTC, datetime
 from email.utils import getaddresses, parsedate_to_datetime
 
 from hypothesis import given, settings
@@ -134,3 +135,23 @@ def test_client_dates_take_the_fast_path() -> None:
                   "4 Nov 2026 09:59:58 +0100"):
         assert _PLAIN_DATE.fullmatch(value) is not None
         assert parse_date(value) == _stdlib_date(value)
+
+
+def test_plain_dates_read_as_the_stdlib_reads_them() -> None:
+    """The fast reader of the common date shape against parsedate_to_datetime, edges too:
+    bad days and times, zones of 24 hours and more, the ends of the datetime range."""
+    def stdlib(value: str) -> datetime | None:
+        try:
+            return parsedate_to_datetime(value).astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
+
+    for day, month, year, time, zone in itertools.product(
+        ["1", "31", "29", "0"], ["Feb", "Dec", "Jan"], ["1000", "2024", "9999"],
+        ["00:00:00", "23:59:59", "12:60:00", "24:00:00"],
+        ["+0000", "-0000", "-0200", "+2359", "-2359", "+9999", "-2400", "+0130"],
+    ):
+        value = f"Tue, {day} {month} {year} {time} {zone}"
+        assert _PLAIN_DATE.fullmatch(value)
+        got, want = parse_date(value), stdlib(value)
+        assert got == want and (got is None or got.isoformat() == want.isoformat()), value

@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis.headers import parse_fields
-from stopitd.analysis.mime import Budget, _Walker, content_params, parse, walk
+from stopitd.analysis.headers import parse_block, parse_fields
+from stopitd.analysis.mime import Budget, _Walker, content_params, parse, steering_fields, walk
 from stopitd.analysis.policy import Limits
 
 from .reports import fixture
@@ -122,3 +122,56 @@ def test_delimiter_search_agrees_with_the_alternation_regex(
         walker._set_active(b, +1)
     for pos in (min(p, len(buf)) for p in positions):  # any order: the memo stays right
         assert walker.next_delimiter(pos) == _regex_next(buf, boundaries, pos)
+
+
+_STEERING = ("content-type", "content-disposition", "content-transfer-encoding")
+_PART_LINES = [
+    b"Content-Type: multipart/mixed;", b"content-TYPE : message/rfc822", b"Content-Disposition:",
+    b'\tboundary="b"', b" name=x", b"Content-Transfer-Encoding: base64", b"X-Content-Type: no",
+    b"Subject: content-type: no", b"junk", b"From someone", b"", b"\xff\xfe", b"\t",
+]
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    st.lists(st.tuples(st.sampled_from(_PART_LINES), st.sampled_from([b"\r\n", b"\n", b"\r"])),
+             max_size=10),
+    st.sampled_from([Limits(), Limits(max_headers=3), Limits(max_header_length=40)]),
+)
+def test_steering_fields_are_what_the_full_reader_gives(
+    lines: list[tuple[bytes, bytes]], limits: Limits
+) -> None:
+    """The lean walk's reader: the Content-* fields and the limit flags of parse_block."""
+    block = b"".join(text + end for text, end in lines)
+    full = parse_block(block, limits.max_headers, limits.max_header_length)
+    lean = steering_fields(block, limits)
+    steering = [f for f in full.fields if f.key in _STEERING]
+    assert [f for f in lean.fields if f.key in _STEERING] == steering  # (all, from the fallback)
+    assert (lean.truncated_fields, lean.truncated_length) == (
+        full.truncated_fields, full.truncated_length
+    )
+
+
+def test_a_lean_walk_finds_what_the_full_walk_finds() -> None:
+    for path in sorted(FIXTURES.glob("**/*.eml")):
+        raw = path.read_bytes()
+        full, full_budget = parse(raw, Limits())
+        lean, lean_budget = parse(raw, Limits(), lean=True)
+        assert lean.fields == full.fields
+        assert lean_budget.findings == full_budget.findings
+        assert [(p.content_type, p.start, p.end) for p in walk(lean)] == [
+            (p.content_type, p.start, p.end) for p in walk(full)
+        ]
+
+
+def test_a_message_without_a_body_keeps_its_header_fields() -> None:
+    """All header, no empty line: the fields read in the walk are the ones the analysis
+    would read again from split_message; cut for length, they are not."""
+    from stopitd.analysis import forwarded
+    from stopitd.analysis.headers import split_message
+
+    raw = b"Received: from a by b; Mon, 23 Nov 2026 20:14:05 +0000\r\nFrom: a@example.net\r\n"
+    _, originals = forwarded.as_original(raw, Limits())
+    assert originals[0].header_fields == tuple(parse_fields(split_message(raw)[0]))
+    _, originals = forwarded.as_original(raw, Limits(max_header_length=60))
+    assert originals[0].header_fields is None

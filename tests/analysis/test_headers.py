@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from stopitd.analysis.headers import (
+    HeaderField,
+    _read_lines,
+    _regular_fields,
     decode_words,
+    first_values,
     get,
     get_all,
     header_end,
@@ -91,3 +98,60 @@ def test_key_fields_of_a_header_block() -> None:
     assert kf.message_id == "abc@example.net"
     assert message_id("bare-id@example.net") == "bare-id@example.net"
     assert message_id("") == ""
+
+
+# Lines of header blocks, mostly regular: the regex reader must give what the line reader
+# gives whenever it takes a block, and leave every other block to it.
+_NAMES = [b"Received:", b"X-A.b_c-9:", b"Subject:"]
+_TEXT = [b" from a by b;", b"", b" h=From:To", b" =?utf-8?q?x?=", " Ünï".encode(), b"\x0c", b" \t"]
+_STARTS = [*_NAMES, b"Subject :", b" ", b"\t", b"Bad line", b"From someone Mon", b"", b"\xff:"]
+_VALUES = [*_TEXT, b" \xfe", b"\x85", b"\r"]
+_ENDS = [b"\r\n", b"\n", b"\r", b""]
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.tuples(st.sampled_from(_STARTS), st.sampled_from(_VALUES),
+                          st.sampled_from(_ENDS)), max_size=12))
+def test_regex_reader_agrees_with_the_line_reader(lines: list[tuple[bytes, bytes, bytes]]) -> None:
+    block = b"".join(a + b + end for a, b, end in lines)
+    fast = _regular_fields(block)
+    fields, junk, truncated = _read_lines(block, None)
+    if fast is not None:
+        assert (fast, junk, truncated) == (fields, 0, False)
+        assert all(type(f) is HeaderField for f in fast)
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_TEXT),
+                          st.lists(st.sampled_from(_TEXT), max_size=3),
+                          st.sampled_from(_ENDS[:2])), max_size=12))
+def test_regex_reader_takes_regular_blocks(
+    fields: list[tuple[bytes, bytes, list[bytes], bytes]],
+) -> None:
+    """UTF-8 names, values and continuation lines only: the regex reader takes the block."""
+    block = b"".join(
+        name + value + b"".join(end + b"\t" + more for more in folds) + end
+        for name, value, folds, end in fields
+    )
+    assert _regular_fields(block) == _read_lines(block, None)[0]
+
+
+def test_regex_reader_takes_the_common_blocks() -> None:
+    assert _regular_fields(BLOCK) == _read_lines(BLOCK, None)[0]
+    assert _regular_fields(BLOCK.replace(b"\r\n", b"\n")) is not None
+    assert _regular_fields(b"") == []
+    assert _regular_fields(b"A: 1\r\nB: 2") is not None  # no line end at the end
+    for odd in (b"A: 1\rB: 2\r\n", b"A : 1\r\n", b"A: 1\r\n\r\n", b" x\r\nA: 1\r\n", b"\xff: 1"):
+        assert _regular_fields(odd) is None
+        assert parse_block(odd).fields == _read_lines(odd, None)[0]
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(_STARTS), st.sampled_from(_VALUES),
+                          st.sampled_from(_ENDS)), max_size=12))
+def test_first_values_are_what_get_gives(lines: list[tuple[bytes, bytes, bytes]]) -> None:
+    fields = parse_fields(b"".join(a + b + end for a, b, end in lines))
+    first = first_values(fields)
+    assert set(first) == {f.key for f in fields}
+    for key in ("received", "subject", "x-a.b_c-9", "absent"):
+        assert first.get(key) == get(fields, key)

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import getaddresses, parsedate_to_datetime
 
-from stopitd.analysis.headers import HeaderField, decode_words, get
+from stopitd.analysis.headers import HeaderField, decode_words, first_values
 from stopitd.analysis.model import Address, KeyFields
 
 _MONTH_NUMBERS = {
@@ -125,11 +125,16 @@ def message_id(value: str | None) -> str:
 
 
 def key_fields(fields: list[HeaderField]) -> KeyFields:
-    sender = parse_addresses(get(fields, "from"))
+    return key_fields_of(first_values(fields))
+
+
+def key_fields_of(first: dict[str, str]) -> KeyFields:
+    """``key_fields`` from the fields' ``first_values``."""
+    sender = parse_addresses(first.get("from"))
     return KeyFields(
-        message_id=message_id(get(fields, "message-id")),
-        date=parse_date(get(fields, "date")),
+        message_id=message_id(first.get("message-id")),
+        date=parse_date(first.get("date")),
         from_=sender[0] if sender else None,
-        to=parse_addresses(get(fields, "to")),
-        subject=decode_words(get(fields, "subject") or ""),
+        to=parse_addresses(first.get("to")),
+        subject=decode_words(first.get("subject") or ""),
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from stopitd.analysis import bodytext, inline, msgfile, pasted
-from stopitd.analysis.fields import key_fields, parse_addresses
+from stopitd.analysis.fields import key_fields, key_fields_of, parse_addresses
 from stopitd.analysis.headers import HeaderField, get, header_end, parse_block
 from stopitd.analysis.mime import Budget, Entity, decode_body, parse, parse_buffer, walk
 from stopitd.analysis.model import (
@@ -182,6 +182,7 @@ class _Finder:
         feedback: tuple[tuple[str, str], ...] = (),
     ) -> int:
         raw = ent.raw
+        first = ent.first
         grade = Grade.FULL_MESSAGE
         extra: list[Finding] = []
         if not ent.fields:
@@ -189,7 +190,7 @@ class _Finder:
             extra.append(
                 Finding("empty-original", Severity.WARNING, "The attached message has no headers.")
             )
-        elif get(ent.fields, "received") is None:
+        elif "received" not in first:
             extra.append(
                 Finding(
                     "no-received",
@@ -198,7 +199,7 @@ class _Finder:
                     "stripped); there is nothing to trace.",
                 )
             )
-        if any(f.key in _RESENT for f in ent.fields) and how is not How.RESENT:
+        if not first.keys().isdisjoint(_RESENT) and how is not How.RESENT:
             extra.append(
                 Finding("resent", Severity.INFO, "The original carries Resent-* fields.")
             )
@@ -207,12 +208,12 @@ class _Finder:
                 how=how,
                 grade=grade,
                 raw=raw,
-                fields=key_fields(ent.fields),
+                fields=key_fields_of(first),
                 findings=self._nested_finding(parent)
                 + findings
                 + tuple(extra)
                 + _header_findings(ent),
-                envelope_sender=(get(ent.fields, "return-path") or "").strip().strip("<>"),
+                envelope_sender=(first.get("return-path") or "").strip().strip("<>"),
                 sha256=_sha(raw),
                 found_in=parent,
                 filename=filename,
@@ -622,12 +623,14 @@ def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original
             return report_info([], raw, budget.findings, []), ()
         finder._msg_original(read, "", None, 0, How.DIRECT)
         return report_info([], raw, budget.findings, []), tuple(finder.originals)
-    root, budget = parse(raw, limits)
+    root, budget = parse(raw, limits, lean=True)  # the parts matter for their findings only
     finder = _Finder(limits, budget)
     finder._full(root, How.DIRECT, None)
     # The report is the original (the same bytes): its key fields and digest were just taken.
     first = finder.originals[0]
-    info = report_info(root.fields, raw, budget.findings, [], first.fields, first.sha256)
+    info = report_info(
+        root.fields, raw, budget.findings, [], first.fields, first.sha256, root.first
+    )
     return info, tuple(finder.originals)
 
 
@@ -659,7 +662,8 @@ def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Origi
             finder = _Finder(limits, budget)
             finder._full(root, How.RESENT, None, (note,))
             key = finder.originals[0].fields
-            return report_info(root.fields, raw, findings, [], key), tuple(finder.originals)
+            info = report_info(root.fields, raw, findings, [], key, first=root.first)
+            return info, tuple(finder.originals)
     if not finder.originals:
         kept = len(finder.attachments)
         findings.append(
@@ -671,7 +675,8 @@ def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Origi
                 "as evidence.",
             )
         )
-    return report_info(root.fields, raw, findings, finder.attachments), tuple(finder.originals)
+    info = report_info(root.fields, raw, findings, finder.attachments, first=root.first)
+    return info, tuple(finder.originals)
 
 
 __all__ = ["as_original", "find_originals"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email.errors import MessageError
 from email.header import decode_header, make_header
 from typing import NamedTuple
@@ -33,9 +32,9 @@ def header_field(name: str, raw: bytes, value: str) -> HeaderField:
     return HeaderField(name, raw, value, name.lower())
 
 
-@dataclass(frozen=True, slots=True)
-class HeaderBlock:
-    """A parsed header block and what was odd about it (codes only; callers word them)."""
+class HeaderBlock(NamedTuple):
+    """A parsed header block and what was odd about it (codes only; callers word them).
+    A NamedTuple, like ``HeaderField``: built for every header block read."""
 
     fields: list[HeaderField]
     junk_lines: int = 0  # lines that were neither a field nor a continuation
@@ -81,6 +80,13 @@ def _text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def field_value(after_colon: bytes) -> str:
+    """A field's value from its bytes after the colon: decoded, unfolded, stripped (what
+    ``parse_block`` gives)."""
+    text = _text(after_colon)
+    return (_FOLD.sub(" ", text) if "\n" in text else text).strip()
+
+
 def parse_block(
     block: bytes, max_fields: int | None = None, max_length: int | None = None
 ) -> HeaderBlock:
@@ -94,6 +100,57 @@ def parse_block(
         cut = block.rfind(b"\n", 0, max_length)
         block = block[: cut + 1] if cut >= 0 else block[:max_length]
         truncated_length = True
+    fields = _regular_fields(block)
+    if fields is not None and (max_fields is None or len(fields) <= max_fields):
+        return HeaderBlock(fields, 0, False, truncated_length)
+    fields, junk, truncated = _read_lines(block, max_fields)
+    return HeaderBlock(fields, junk, truncated, truncated_length)
+
+
+# A regular block, one match per field (groups: the whole field, its name, its value
+# without the line end): a name, a colon right after it, the rest of the line, its
+# continuation lines (those that start with a blank), its line end. Any other line (junk,
+# an empty line, a blank before the colon) is one match of group 4. ``.`` stops only at
+# LF, so a block with a lone CR (a line end to ``splitlines``) is not read here.
+_REGULAR_FIELD = re.compile(
+    r"(([A-Za-z0-9][A-Za-z0-9_.-]*):(.*(?:\n[ \t].*)*)(?:\n|\Z))|(.+\n?|\n)"
+)
+_new_tuple = tuple.__new__  # builds a HeaderField in C (its __new__ is Python code)
+
+
+def _regular_fields(block: bytes) -> list[HeaderField] | None:
+    """The fields of a block that is UTF-8 and nothing but fields (no junk, no lone CR,
+    no empty line, no blank before a colon), found by one regex in C; None for any other
+    block (``_read_lines`` reads those).
+
+    For such a block this is what ``_read_lines`` gives: each field's text is UTF-8
+    because the whole block is, and encoding a match (UTF-8, the default) gives back its
+    raw bytes.
+    """
+    if block.count(b"\r") != block.count(b"\r\n"):
+        return None
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    fields: list[HeaderField] = []
+    append = fields.append
+    for whole, name, value, other in _REGULAR_FIELD.findall(text):
+        if other:
+            return None
+        if "\n" in value:  # folded
+            # ``_FOLD.sub`` by plain replaces (a regex scan of a long DKIM value costs
+            # several times more): here every CR is before a LF and every LF before a
+            # blank.
+            value = value.replace("\r\n", "\n").replace("\n ", " ").replace("\n\t", " ")
+        append(_new_tuple(HeaderField, (name, whole.encode(), value.strip(), name.lower())))
+    return fields
+
+
+def _read_lines(
+    block: bytes, max_fields: int | None
+) -> tuple[list[HeaderField], int, bool]:
+    """``parse_block``'s general reader, line by line: (fields, junk lines, truncated)."""
     fields: list[HeaderField] = []
     current: list[bytes] = []  # the lines of the field being read
     colon = 0  # where its name ends (the name matched ``_NAME``: ASCII, colon after it)
@@ -136,7 +193,7 @@ def parse_block(
         if len(current) > 1:
             value = _FOLD.sub(" ", value)
         append(header_field(raw[:colon].decode("ascii").strip(), raw, value.strip()))
-    return HeaderBlock(fields, junk, truncated, truncated_length)
+    return fields, junk, truncated
 
 
 def parse_fields(block: bytes, max_fields: int | None = None) -> list[HeaderField]:
@@ -151,6 +208,12 @@ def get(fields: list[HeaderField], name: str) -> str | None:
         if f.key == key:
             return f.value
     return None
+
+
+def first_values(fields: list[HeaderField]) -> dict[str, str]:
+    """Each lower-case name's first value (what ``get`` gives): one pass over the fields
+    for a caller that asks for many names (each ``get`` is a pass of its own)."""
+    return {f.key: f.value for f in reversed(fields)}
 
 
 def get_all(fields: list[HeaderField], name: str) -> list[HeaderField]:

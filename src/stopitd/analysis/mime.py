@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass, field
 from email.message import Message
 
-from stopitd.analysis.headers import HeaderField, decode_words, get, parse_block
+from stopitd.analysis.headers import (
+    HeaderBlock,
+    HeaderField,
+    decode_words,
+    field_value,
+    first_values,
+    parse_block,
+)
 from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
 
@@ -37,6 +44,7 @@ class Entity:
     body_start: int
     end: int  # one past the last byte (the CRLF before a delimiter is not ours)
     fields: list[HeaderField]
+    first: dict[str, str]  # ``first_values(fields)``: each name's first value
     content_type: str  # lower-case type/subtype; text/plain when absent
     params: dict[str, str]
     cte: str  # lower-case Content-Transfer-Encoding, "" when absent
@@ -46,8 +54,10 @@ class Entity:
     children: list[Entity] = field(default_factory=list)
     encoded_message: bool = False  # a message/rfc822 whose body was base64/QP-decoded
     junk_lines: int = 0  # header lines that were neither fields nor continuations
+    # In a lean walk (``parse(..., lean=True)``) a part below the top keeps only the
+    # Content-Type, -Disposition and -Transfer-Encoding fields that steer the walk.
     # ``fields`` are exactly what parsing ``raw``'s header block alone gives: it ended at
-    # an empty line and nothing was cut for length.
+    # an empty line (or is all of ``raw``), nothing was cut for length, not lean.
     fields_exact: bool = False
 
     @property
@@ -125,8 +135,13 @@ def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
 
 def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str, str]:
     """(content type, its parameters, disposition, filename) as the stdlib reads them."""
-    ctype_value = get(fields, "content-type")
-    disp_value = get(fields, "content-disposition")
+    return content_params_of(first_values(fields))
+
+
+def content_params_of(first: dict[str, str]) -> tuple[str, dict[str, str], str, str]:
+    """``content_params`` from the fields' ``first_values``."""
+    ctype_value = first.get("content-type")
+    disp_value = first.get("content-disposition")
     fast_type = _plain_params(ctype_value) if ctype_value else ("text/plain", {})
     fast_disp = _plain_params("x/" + disp_value) if disp_value else ("x/", {})
     if fast_type is not None and fast_disp is not None:
@@ -196,12 +211,47 @@ def decode_body(entity: Entity, budget: Budget) -> bytes | None:
             return b""
 
 
+# A Content-* field that steers the walk (groups: name, value after the colon), matched
+# at a line start of a block without lone CRs: its line and continuation lines.
+_STEERING_FIELD = re.compile(
+    rb"(content-(?:type|disposition|transfer-encoding))[ \t]*:(.*(?:\n[ \t].*)*)\n?", re.I
+)
+
+
+def steering_fields(block: bytes, limits: Limits) -> HeaderBlock:
+    """The fields of a part's header block that steer the walk, as ``parse_block`` reads
+    them, and its limit flags: the lean walk's reader (it skips the other fields, which
+    cost most in an attached message's header block).
+
+    Only in a block that cannot be cut and has no lone CR (``splitlines`` ends a line
+    there): then every line that starts with ``content-type:`` (any case, blanks before
+    the colon) starts a field, continued by the lines that start with a blank.
+    """
+    if (
+        len(block) > limits.max_header_length
+        or block.count(b"\n") >= limits.max_headers
+        or block.count(b"\r") != block.count(b"\r\n")
+    ):
+        return parse_block(block, limits.max_headers, limits.max_header_length)
+    low = b"\n" + block.lower()  # a LF before every line start: low[i + 1] is block[i]
+    fields: list[HeaderField] = []
+    nl = low.find(b"\ncontent-")
+    while nl >= 0:
+        m = _STEERING_FIELD.match(block, nl)
+        if m is not None:
+            name = m.group(1).decode("ascii")
+            fields.append(HeaderField(name, m.group(), field_value(m.group(2)), name.lower()))
+        nl = low.find(b"\ncontent-", nl + 1)
+    return HeaderBlock(fields)
+
+
 class _Walker:
     """One buffer's walk: the open multipart boundaries and how to find their lines."""
 
-    def __init__(self, buf: bytes, budget: Budget) -> None:
+    def __init__(self, buf: bytes, budget: Budget, lean: bool = False) -> None:
         self.buf = buf
         self.budget = budget
+        self.lean = lean  # parts below the top: only what steers the walk (see Entity)
         self.active: dict[bytes, int] = {}  # boundary -> how many open multiparts use it
         # boundary -> (searched from, its next delimiter line from there): each boundary's
         # lines are found once, however many parts ask
@@ -330,7 +380,11 @@ class _Walker:
         """Parse the entity at ``pos``; returns it and the delimiter that ended it."""
         hend, bstart = self.header_block_end(pos)
         limits = self.budget.limits
-        block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
+        lean = self.lean and depth > 0
+        if lean:
+            block = steering_fields(self.buf[pos:hend], limits)
+        else:
+            block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
         if block.truncated_fields:
             self.budget.hit(
                 "too-many-headers",
@@ -343,14 +397,16 @@ class _Walker:
                 f"A header block is longer than {limits.max_header_length} bytes; the rest "
                 "was not read.",
             )
-        ctype, params, disp, filename = content_params(block.fields)
-        cte = (get(block.fields, "content-transfer-encoding") or "").strip().lower()
+        first = first_values(block.fields)
+        ctype, params, disp, filename = content_params_of(first)
+        cte = (first.get("content-transfer-encoding") or "").strip().lower()
         ent = Entity(
             buf=self.buf,
             start=pos,
             body_start=bstart,
             end=len(self.buf),
             fields=block.fields,
+            first=first,
             content_type=ctype,
             params=params,
             cte=cte,
@@ -358,11 +414,17 @@ class _Walker:
             filename=filename,
             depth=depth,
             junk_lines=block.junk_lines,
-            fields_exact=bstart > hend and not block.truncated_length,
+            # a header block that ends at an empty line, or the whole buffer (a message
+            # without a body: split_message reads all of it as header too)
+            fields_exact=(bstart > hend or (pos == 0 and hend == len(self.buf)))
+            and not block.truncated_length
+            and not lean,
         )
         self.budget.parts += 1
+        is_multipart = ctype.startswith("multipart/")  # ent.is_multipart, without a call
+        is_message = ctype in _MESSAGE_TYPES
         too_deep = depth >= limits.max_mime_depth
-        if too_deep and (ent.is_multipart or ent.is_message):
+        if too_deep and (is_multipart or is_message):
             self.budget.hit(
                 "mime-too-deep",
                 f"MIME nesting deeper than {limits.max_mime_depth} levels was not followed.",
@@ -374,14 +436,14 @@ class _Walker:
                 "kept but not looked into.",
             )
             too_deep = True
-        if not too_deep and ent.is_multipart and params.get("boundary"):
+        if not too_deep and is_multipart and params.get("boundary"):
             term = self._multipart(ent, params["boundary"].encode("utf-8", "replace"), depth)
-        elif not too_deep and ent.is_message and cte in ("", "7bit", "8bit", "binary"):
+        elif not too_deep and is_message and cte in ("", "7bit", "8bit", "binary"):
             child, term = self.entity(bstart, depth + 1)
             ent.children.append(child)
         else:
             term = self.next_delimiter(bstart)
-            if not too_deep and ent.is_message:
+            if not too_deep and is_message:
                 self._encoded_message(ent, term, depth)
         if term is not None:
             ent.end = self.end_before(term[0], bstart)
@@ -395,7 +457,7 @@ class _Walker:
         decoded = decode_body(ent, self.budget)
         if decoded is None:
             return
-        child = parse_buffer(decoded, self.budget, depth + 1)
+        child = parse_buffer(decoded, self.budget, depth + 1, self.lean)
         ent.children.append(child)
         ent.encoded_message = True
 
@@ -439,18 +501,22 @@ def _eol_len(buf: bytes, pos: int) -> int:
     return 0
 
 
-def parse_buffer(buf: bytes, budget: Budget, depth: int = 0) -> Entity:
+def parse_buffer(buf: bytes, budget: Budget, depth: int = 0, lean: bool = False) -> Entity:
     """Parse one whole buffer as a message entity."""
-    walker = _Walker(buf, budget)
+    walker = _Walker(buf, budget, lean)
     ent, _ = walker.entity(0, depth)
     ent.end = len(buf)
     return ent
 
 
-def parse(raw: bytes, limits: Limits) -> tuple[Entity, Budget]:
-    """The message tree of ``raw`` and the budget (with its findings) used to walk it."""
+def parse(raw: bytes, limits: Limits, lean: bool = False) -> tuple[Entity, Budget]:
+    """The message tree of ``raw`` and the budget (with its findings) used to walk it.
+
+    ``lean``: only the top's header fields are wanted; the parts below are walked for the
+    findings alone, and keep only the fields that steer the walk.
+    """
     budget = Budget(limits)
-    return parse_buffer(raw, budget), budget
+    return parse_buffer(raw, budget, 0, lean), budget
 
 
 def walk(entity: Entity) -> list[Entity]:

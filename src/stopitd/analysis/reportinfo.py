@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from stopitd.analysis.fields import key_fields
-from stopitd.analysis.headers import HeaderField, get, get_all
+from stopitd.analysis.fields import key_fields_of
+from stopitd.analysis.headers import HeaderField, first_values, get_all
 from stopitd.analysis.model import Attachment, Finding, KeyFields, ReportInfo
 
 _ID = re.compile(r"<([^<>\s]+)>")
@@ -14,6 +14,12 @@ _ID = re.compile(r"<([^<>\s]+)>")
 
 def in_reply_to(fields: list[HeaderField]) -> tuple[str, ...]:
     """Ids from In-Reply-To then References, without <>, each once, in order."""
+    return _in_reply_to(fields, first_values(fields))
+
+
+def _in_reply_to(fields: list[HeaderField], first: dict[str, str]) -> tuple[str, ...]:
+    if "in-reply-to" not in first and "references" not in first:
+        return ()  # the usual case: no pass over the fields
     ids: dict[str, None] = {}  # ordered, and linear however long References is
     for name in ("in-reply-to", "references"):
         for f in get_all(fields, name):
@@ -26,10 +32,14 @@ def in_reply_to(fields: list[HeaderField]) -> tuple[str, ...]:
 
 def auto_submitted(fields: list[HeaderField]) -> str:
     """Auto-Submitted (other than ``no``), else Precedence bulk/list/junk; lower-case."""
-    value = (get(fields, "auto-submitted") or "").strip().lower()
+    return _auto_submitted(first_values(fields))
+
+
+def _auto_submitted(first: dict[str, str]) -> str:
+    value = (first.get("auto-submitted") or "").strip().lower()
     if value and value != "no":
         return value.split(";")[0].strip()
-    precedence = (get(fields, "precedence") or "").strip().lower()
+    precedence = (first.get("precedence") or "").strip().lower()
     return precedence if precedence in ("bulk", "list", "junk") else ""
 
 
@@ -40,15 +50,19 @@ def report_info(
     attachments: list[Attachment],
     key: KeyFields | None = None,
     sha256: str = "",
+    first: dict[str, str] | None = None,
 ) -> ReportInfo:
     """The report's facts; ``key`` when its key fields were already read from ``fields``,
-    ``sha256`` when the digest of ``raw`` was already taken."""
+    ``sha256`` when the digest of ``raw`` was already taken, ``first`` when the fields'
+    ``first_values`` were."""
+    if first is None:
+        first = first_values(fields)
     return ReportInfo(
-        fields=key if key is not None else key_fields(fields),
+        fields=key if key is not None else key_fields_of(first),
         findings=tuple(findings),
         attachments=tuple(attachments),
-        auto_submitted=auto_submitted(fields),
-        in_reply_to=in_reply_to(fields),
+        auto_submitted=_auto_submitted(first),
+        in_reply_to=_in_reply_to(fields, first),
         sha256=sha256 or hashlib.sha256(raw).hexdigest(),
         size=len(raw),
     )
