@@ -71,17 +71,23 @@ AFTER_BY = st.sampled_from([
     "by mx.example.net with Microsoft SMTP Server id 15.1",
     "by mx.example.net id 5; Wed, 25 Nov 2026 10:00:00 +0100", "by",
 ])
+COMMENTS = st.sampled_from([
+    "", " (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))",
+    " (No client certificate requested)", " (Authenticated sender: s@x.example)",
+    " (by x) (for y)", " ()", " (a (b) (c))", " (a (b (c)))", " (unbalanced", " (x) by",
+    " (x)(y)", " (Exim) (envelope-from <b@x.example>)",
+])
 DATE = st.sampled_from(["; Wed, 25 Nov 2026 10:00:00 +0000", "", ";", "; 2026-11-25T10:00:00Z"])
 
 
 @settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(WORD, WORD, LITERAL, AFTER_BY, DATE, st.sampled_from(["from", "FROM", "From"]))
+@given(WORD, WORD, LITERAL, COMMENTS, AFTER_BY, DATE, st.sampled_from(["from", "FROM", "From"]))
 def test_generated_common_shapes_read_alike(
-    helo: str, rdns: str, literal: str, after_by: str, date: str, from_: str
+    helo: str, rdns: str, literal: str, more: str, after_by: str, date: str, from_: str
 ) -> None:
-    _same(f"{from_} {helo} ({rdns} [{literal}]) {after_by}{date}")
-    _same(f"{from_} {helo} ({rdns} [{literal}]){after_by}{date}")
-    _same(f"{from_} {helo}  ({rdns}\t[{literal}])\r\n\t{after_by}{date}")
+    _same(f"{from_} {helo} ({rdns} [{literal}]){more} {after_by}{date}")
+    _same(f"{from_} {helo} ({rdns} [{literal}]){more}{after_by}{date}")
+    _same(f"{from_} {helo}  ({rdns}\t[{literal}]){more}\r\n\t{after_by}{date}")
 
 
 @settings(deadline=None, max_examples=300)

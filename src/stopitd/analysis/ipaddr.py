@@ -107,6 +107,29 @@ def _classify_v4(value: int) -> IpClass:
     return IpClass.PUBLIC
 
 
+def _octet_class(first: int) -> IpClass | None:
+    """The class of every address in ``first``/8, or None when the /8 holds several."""
+    low, high = first << 24, (first << 24) | 0xFFFFFF
+    a, b = _classify_v4(low), _classify_v4(high)
+    overlaps = [r for _, ranges in _V4_CLASSES for r in ranges if r[0] <= high and r[1] >= low]
+    whole = all(r[0] <= low and r[1] >= high for r in overlaps)
+    return a if a is b and whole else None
+
+
+# The class of a dotted quad by its first octet (most /8s hold one class), so the common
+# address is classed without reading its other three octets.
+_V4_BY_FIRST_OCTET: tuple[IpClass | None, ...] = tuple(_octet_class(o) for o in range(256))
+
+
+def _classify_plain_v4(m: re.Match[str]) -> IpClass:
+    """The class of a ``_PLAIN_V4`` match."""
+    cls = _V4_BY_FIRST_OCTET[int(m.group(1))]
+    if cls is not None:
+        return cls
+    a, b, c, d = m.groups()
+    return _classify_v4((int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d))
+
+
 def _strip(text: str) -> str:
     """Remove the decorations MTAs put around an address: brackets, IPv6:, zone, port."""
     s = text.strip()
@@ -167,9 +190,9 @@ def classify(text: str) -> IpClass:
     """What kind of address ``text`` (already normalised or not) is; NONE when it is none."""
     if not text:
         return IpClass.NONE
-    plain = _v4_int(text)
-    if plain is not None:
-        return _classify_v4(plain)
+    m = _PLAIN_V4.fullmatch(text)
+    if m is not None:
+        return _classify_plain_v4(m)
     ip = parse(text)
     if ip is None:
         return IpClass.NONE
