@@ -112,3 +112,10 @@ def test_ipv6_reads_and_classes_as_ipaddress_gives_them(value: int) -> None:
     text = str(ipaddress.IPv6Address(value))
     _check(text)
     _check(f"[IPv6:{text}]")
+
+
+@given(st.text(alphabet="0123456789abcdefghijxyzABCFGZ.-", max_size=60))
+def test_host_names_are_no_address_by_the_general_reading(text: str) -> None:
+    if ipaddr._HOST_NAME.fullmatch(text) is not None:
+        assert ipaddr._parse_stripped(ipaddr._strip(text)) is None
+        assert ipaddr.parse(text) is None and ipaddr.normalise(text) == ""

@@ -95,3 +95,35 @@ def test_generated_common_shapes_read_alike(
 def test_generated_text_reads_alike(tail: str) -> None:
     _same("from " + tail)
     _same("from a (b [192.0.2.1]) " + tail)
+
+
+def _general_date(text: str) -> object:
+    """What _parse_date gave before its _COMMON_DATE shortcut (the _RFC_DATE reading)."""
+    from stopitd.analysis import received
+
+    m = received._RFC_DATE.match(text)
+    assert m is not None
+    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+    month = received._MONTHS.get(mon.lower())
+    if month is None:
+        return "general"
+    return received._rfc_datetime(year, month, day, hh, mm, ss, sign, oh, om)
+
+
+@settings(deadline=None, max_examples=400)
+@given(
+    st.sampled_from(["", "Tue, ", "Xyz, "]), st.sampled_from(["1", "09", "24", "31", "00", "32"]),
+    st.sampled_from(["Nov", "NOV", "nov", "nOv", "Feb", "Foo"]),
+    st.sampled_from(["1999", "2026", "2000", "1900", "2099"]),
+    st.sampled_from(["08:05:41", "23:59:59", "24:00:00", "00:00:60", "12:60:00"]),
+    st.sampled_from(["+0000", "-0000", "-0800", "+0530", "+9959", "-2359"]),
+    st.sampled_from(["", " (PST)", " (UTC)", " ()"]), st.sampled_from(["", " "]),
+)
+def test_common_dates_read_as_the_general_rule_reads_them(
+    weekday: str, day: str, month: str, year: str, hms: str, offset: str, zone: str, lead: str
+) -> None:
+    from stopitd.analysis import received
+
+    text = f"{lead}{weekday}{day} {month} {year} {hms} {offset}{zone}"
+    if received._COMMON_DATE.fullmatch(text) is not None and month.lower() in received._MONTHS:
+        assert received._parse_date(text) == _general_date(text), text
