@@ -211,6 +211,28 @@ def classify(text: str) -> IpClass:
     return _classify_v6(int(ip))
 
 
+def classify_normal(text: str) -> IpClass:
+    """``classify`` of text that ``normalise`` returned ("" included), without parsing an
+    IPv6 address again: in normal form its first hextet (its first two for 2001::/16)
+    decides the class, as every class is a network of /32 or wider there (test_ipaddr
+    checks each /16); ``::``-led addresses take the general way."""
+    m = _PLAIN_V4.fullmatch(text)
+    if m is not None:
+        return _classify_plain_v4(m)
+    head, colon, rest = text.partition(":")
+    if not head or not colon:
+        return classify(text)
+    top = int(head, 16) << 112
+    if top == _V6_SPLIT_SLASH16:  # 2001:db8::/32 sits inside
+        second = rest.partition(":")[0]
+        top |= int(second, 16) << 96 if second else 0
+    return _classify_v6(top)
+
+
+# The one /16 that holds more than one class (2001:db8::/32, documentation).
+_V6_SPLIT_SLASH16 = 0x2001 << 112
+
+
 def _classify_v6(value: int) -> IpClass:
     for cls, ranges in _V6_CLASSES:
         for low, high in ranges:
