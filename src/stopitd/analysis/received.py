@@ -644,7 +644,9 @@ def _status(
         return HopStatus.SKIPPED
     if lw in ("local-smtp", "local-esmtp") and n_items == 2:
         return HopStatus.SKIPPED  # Exim -oMr local submission
-    if _FETCH.match(with_) and conn.form not in ("rdns-bracket", "bracket"):
+    # lower() agrees with re.IGNORECASE on ASCII; other text keeps the regex ("İMAP")
+    fetch = lw.startswith(("pop3", "imap")) if with_.isascii() else _FETCH.match(with_)
+    if fetch and conn.form not in ("rdns-bracket", "bracket"):
         return HopStatus.SKIPPED  # fetchmail / getmail: a mailbox pick-up, not a relay
     if conn.form in ("first-skip",):
         return HopStatus.SKIPPED
