@@ -127,3 +127,25 @@ def test_common_dates_read_as_the_general_rule_reads_them(
     text = f"{lead}{weekday}{day} {month} {year} {hms} {offset}{zone}"
     if received._COMMON_DATE.fullmatch(text) is not None and month.lower() in received._MONTHS:
         assert received._parse_date(text) == _general_date(text), text
+
+
+BARE_LITERAL = st.sampled_from([
+    "192.0.2.10", "10.1.2.3", "2603:10b6:5:100::48", "fe80::1", "198.51.100.4:25", "abc",
+    "1.2.3.4.5", "::ffff:1.2.3.4", "300.1.2.3", "2001:db8::1", "::1", "dead", ":",
+])
+BARE_AFTER_BY = st.sampled_from([
+    "by ex2.example (10.1.2.4) with Microsoft SMTP Server (version=TLS1_2) id 15.1.2375.31",
+    "by ex1.example ([fe80::1%12]) with mapi id 15.01.2375.031", "by h with mapi",
+    "by h with SMTP (Scalix SMTP Relay 11.0) id 1", "by h with POP3 id 2",
+    "by h ([XMail 1.27 ESMTP Server]) with ESMTP id 3", "by", "by with x", "by h with HTTPS",
+])
+
+
+@settings(deadline=None, max_examples=300)
+@given(WORD, BARE_LITERAL, BARE_AFTER_BY, DATE)
+def test_generated_exchange_shapes_read_alike(
+    host: str, literal: str, after_by: str, date: str
+) -> None:
+    _same(f"from {host} ({literal}) {after_by}{date}")
+    _same(f"from {host} ({literal}) (x) {after_by}{date}")
+    _same(f"from {host} ({literal}){after_by}{date}")

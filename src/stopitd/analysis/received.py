@@ -95,6 +95,8 @@ _HELO_WORD = re.compile(r"(?:^|\s)(?:HELO|EHLO)\s+([^\s()]*)")
 _COMMON_FROM = re.compile(
     r"([^\s()]+) \(([^\s()\[\]]+) \[([^\s()\[\]]+)\]\)((?: \((?:[^()]|\([^()]*\))*\))*) (?=by\s)"
 )
+# Exchange's "from host (ip) by ...": a bare address alone in the one comment.
+_BARE_FROM = re.compile(r"([^\s()\[]+) \(([0-9A-Fa-f:.]+)\) (?=by\s)")
 _FETCH = re.compile(r"^(?:POP3|IMAP)", re.IGNORECASE)
 _NO_IP_SKIPS = (
     "localhost",
@@ -576,6 +578,14 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
             conn = _Conn(conn.ip, _clean_rdns(conn.rdns), conn.helo, conn.form)
         has_group = True
         helo_word = conn.helo
+    elif fast and low[0] == "f" and (bare := _bare_from(body, text)) is not None:
+        conn, cut = bare  # Exchange's "from host (ip) by ..."
+        after_by = body[cut:]
+        by = _by_host(after_by)
+        with_ = _protocol(after_by, text)
+        if with_.lower() == "mapi" and " with mapi id " in text:
+            conn = _Conn(conn.ip, "", conn.helo, "bare-helo-only")
+        n_items, has_group, helo_word = 2, True, conn.helo
     else:
         cut = _top_level_by(body)
         from_part = body if cut < 0 else body[:cut].rstrip()
@@ -633,6 +643,24 @@ def _common_from(body: str) -> tuple[_Conn, int, int] | None:
         return None
     conn = _Conn(ip, _clean_rdns(rdns, True), helo, "rdns-bracket")
     return conn, m.end(), 3 if more else 2
+
+
+def _bare_from(body: str, text: str) -> tuple[_Conn, int] | None:
+    """Connection (as read without a mapi protocol) and where ``by`` starts, for ``host
+    (ip) by ...``; None for any other shape. Agrees with _connection by construction: a
+    host name that is no address, then one comment that _read_group reads as "bare"."""
+    m = _BARE_FROM.match(body)
+    if m is None:
+        return None
+    host, literal = m.groups()
+    if host.lower() == "by" or (literal.count(":") == 1 and "." in literal):
+        return None  # "by" ends the from part early; "(ip:port)" is XMail's
+    ip = ipaddr.normalise(literal)
+    if not ip or ipaddr.normalise(host):
+        return None
+    if "[XMail " in text or "(Scalix SMTP Relay" in text:
+        return _Conn(ip, "", host, "bare-helo-only"), m.end()
+    return _Conn(ip, _clean_rdns(host), host, "bare"), m.end()
 
 
 def _status(
