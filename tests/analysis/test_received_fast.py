@@ -139,13 +139,26 @@ BARE_AFTER_BY = st.sampled_from([
     "by h with SMTP (Scalix SMTP Relay 11.0) id 1", "by h with POP3 id 2",
     "by h ([XMail 1.27 ESMTP Server]) with ESMTP id 3", "by", "by with x", "by h with HTTPS",
 ])
+BRACKET_AFTER_BY = st.sampled_from([
+    "by mx.example with esmtp (Exim 4.96) (envelope-from <a@b.example>) id 1tA-0001",
+    "by mx.example with SMTP; 25 Nov 2026", "by mx.example with QMQP",
+    "by mx.example with SMTP id 7", "by ex1.example ([fe80::1%12]) with mapi id 15.01",
+    "by h with mapi", "by h with POP3 id 2", "by h (CommuniGate Pro SMTP 6.3) with ESMTP",
+    "by", "by with x", "by h with ESMTPS id 4 (Exim)",
+])
 
 
-@settings(deadline=None, max_examples=300)
-@given(WORD, BARE_LITERAL, BARE_AFTER_BY, DATE)
-def test_generated_exchange_shapes_read_alike(
-    host: str, literal: str, after_by: str, date: str
+@settings(deadline=None, max_examples=400)
+@given(WORD, BARE_LITERAL, BARE_AFTER_BY, LITERAL, BRACKET_AFTER_BY, DATE)
+def test_generated_one_comment_shapes_read_alike(
+    host: str, bare: str, bare_after: str, literal: str, bracket_after: str, date: str
 ) -> None:
-    _same(f"from {host} ({literal}) {after_by}{date}")
-    _same(f"from {host} ({literal}) (x) {after_by}{date}")
-    _same(f"from {host} ({literal}){after_by}{date}")
+    """Exchange's "host (ip)" and Exim's / qmail's "host ([ip])", and near misses."""
+    for comment, after_by in (
+        (f"({bare})", bare_after),
+        (f"([{literal}])", bracket_after),
+        (f"([{literal}] verified)", bracket_after),
+    ):
+        _same(f"from {host} {comment} {after_by}{date}")
+        _same(f"from {host} {comment} (x) {after_by}{date}")
+        _same(f"from {host} {comment}{after_by}{date}")

@@ -97,6 +97,8 @@ _COMMON_FROM = re.compile(
 )
 # Exchange's "from host (ip) by ...": a bare address alone in the one comment.
 _BARE_FROM = re.compile(r"([^\s()\[]+) \(([0-9A-Fa-f:.]+)\) (?=by\s)")
+# Exim's and qmail's "from host ([ip]) by ...": a bracketed address alone in the comment.
+_BRACKET_FROM = re.compile(r"([^\s()\[]+) \(\[([^\s()\[\]]+)\]\) (?=by\s)")
 _FETCH = re.compile(r"^(?:POP3|IMAP)", re.IGNORECASE)
 _NO_IP_SKIPS = (
     "localhost",
@@ -586,6 +588,13 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
         if with_.lower() == "mapi" and " with mapi id " in text:
             conn = _Conn(conn.ip, "", conn.helo, "bare-helo-only")
         n_items, has_group, helo_word = 2, True, conn.helo
+    elif fast and low[0] == "f" and (bracket := _bracket_from(body)) is not None:
+        ip, host, cut = bracket  # Exim's, qmail's "from host ([ip]) by ..."
+        after_by = body[cut:]
+        by = _by_host(after_by)
+        with_ = _protocol(after_by, text)
+        conn = _bracket_conn(ip, host, text, after_by, with_)
+        n_items, has_group, helo_word = 2, True, host
     else:
         cut = _top_level_by(body)
         from_part = body if cut < 0 else body[:cut].rstrip()
@@ -661,6 +670,32 @@ def _bare_from(body: str, text: str) -> tuple[_Conn, int] | None:
     if "[XMail " in text or "(Scalix SMTP Relay" in text:
         return _Conn(ip, "", host, "bare-helo-only"), m.end()
     return _Conn(ip, _clean_rdns(host), host, "bare"), m.end()
+
+
+def _bracket_from(body: str) -> tuple[str, str, int] | None:
+    """(ip, host, where ``by`` starts) for ``host ([ip]) by ...``; None for any other shape.
+    The host is no address and the comment is what _read_group reads as "bracket"."""
+    m = _BRACKET_FROM.match(body)
+    if m is None:
+        return None
+    host, literal = m.groups()
+    if host.lower() == "by":
+        return None  # "by" would end the from part early
+    ip = _bracket_ip(f"[{literal}]")
+    if not ip or ipaddr.normalise(host):
+        return None
+    return ip, host, m.end()
+
+
+def _bracket_conn(ip: str, host: str, text: str, after_by: str, with_: str) -> _Conn:
+    """What _connection decides for ``host ([ip])``: Exim names the verified host first;
+    qmail's protocol word makes the host its rDNS too; else the host is the HELO."""
+    if "Exim" in text:
+        return _Conn(ip, _clean_rdns(host), host, "exim")
+    mapi = with_.lower() == "mapi" and " with mapi id " in text
+    if not mapi and _qmail_with(after_by):
+        return _Conn(ip, _clean_rdns(host), host, "qmail")
+    return _Conn(ip, "", host, "bracket")
 
 
 def _status(
