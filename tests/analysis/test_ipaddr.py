@@ -112,3 +112,37 @@ def test_ipv6_reads_and_classes_as_ipaddress_gives_them(value: int) -> None:
     text = str(ipaddress.IPv6Address(value))
     _check(text)
     _check(f"[IPv6:{text}]")
+
+
+@given(st.text(alphabet="0123456789abcdefghijxyzABCFGZ.-", max_size=60))
+def test_host_names_are_no_address_by_the_general_reading(text: str) -> None:
+    if ipaddr._HOST_NAME.fullmatch(text) is not None:
+        assert ipaddr._parse_stripped(ipaddr._strip(text)) is None
+        assert ipaddr.parse(text) is None and ipaddr.normalise(text) == ""
+
+
+def test_each_v6_slash16_but_2001_holds_one_class() -> None:
+    for top in range(1, 0x10000):
+        low = top << 112
+        high = low | ((1 << 112) - 1)
+        if top == 0x2001:
+            for second in range(0x10000):
+                low32 = low | (second << 96)
+                assert ipaddr._classify_v6(low32) is ipaddr._classify_v6(low32 | ((1 << 96) - 1))
+        else:
+            assert ipaddr._classify_v6(low) is ipaddr._classify_v6(high), hex(top)
+
+
+@settings(max_examples=500)
+@given(st.integers(min_value=0, max_value=(1 << 128) - 1))
+def test_normal_forms_class_as_classify_gives(value: int) -> None:
+    text = ipaddr.normalise(str(ipaddress.IPv6Address(value)))
+    assert ipaddr.classify_normal(text) is ipaddr.classify(text), text
+
+
+def test_normal_forms_of_the_special_networks_class_as_classify_gives() -> None:
+    for text in ("::1", "::", "fe80::1", "fc00::1", "fd12::1", "ff02::1", "2001:db8::1",
+                 "2001:db9::1", "2001::1", "2001:0:1::1", "fec0::1", "100::1", "2603:10a6::9",
+                 "64:ff9b::102:304", "::ffff:1.2.3.4", "10.1.2.3", "", "1.2.3.4"):
+        normal = ipaddr.normalise(text) if text else ""
+        assert ipaddr.classify_normal(normal) is ipaddr.classify(normal), text

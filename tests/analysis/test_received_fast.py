@@ -71,17 +71,23 @@ AFTER_BY = st.sampled_from([
     "by mx.example.net with Microsoft SMTP Server id 15.1",
     "by mx.example.net id 5; Wed, 25 Nov 2026 10:00:00 +0100", "by",
 ])
+COMMENTS = st.sampled_from([
+    "", " (using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))",
+    " (No client certificate requested)", " (Authenticated sender: s@x.example)",
+    " (by x) (for y)", " ()", " (a (b) (c))", " (a (b (c)))", " (unbalanced", " (x) by",
+    " (x)(y)", " (Exim) (envelope-from <b@x.example>)",
+])
 DATE = st.sampled_from(["; Wed, 25 Nov 2026 10:00:00 +0000", "", ";", "; 2026-11-25T10:00:00Z"])
 
 
 @settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(WORD, WORD, LITERAL, AFTER_BY, DATE, st.sampled_from(["from", "FROM", "From"]))
+@given(WORD, WORD, LITERAL, COMMENTS, AFTER_BY, DATE, st.sampled_from(["from", "FROM", "From"]))
 def test_generated_common_shapes_read_alike(
-    helo: str, rdns: str, literal: str, after_by: str, date: str, from_: str
+    helo: str, rdns: str, literal: str, more: str, after_by: str, date: str, from_: str
 ) -> None:
-    _same(f"{from_} {helo} ({rdns} [{literal}]) {after_by}{date}")
-    _same(f"{from_} {helo} ({rdns} [{literal}]){after_by}{date}")
-    _same(f"{from_} {helo}  ({rdns}\t[{literal}])\r\n\t{after_by}{date}")
+    _same(f"{from_} {helo} ({rdns} [{literal}]){more} {after_by}{date}")
+    _same(f"{from_} {helo} ({rdns} [{literal}]){more}{after_by}{date}")
+    _same(f"{from_} {helo}  ({rdns}\t[{literal}]){more}\r\n\t{after_by}{date}")
 
 
 @settings(deadline=None, max_examples=300)
@@ -89,3 +95,70 @@ def test_generated_common_shapes_read_alike(
 def test_generated_text_reads_alike(tail: str) -> None:
     _same("from " + tail)
     _same("from a (b [192.0.2.1]) " + tail)
+
+
+def _general_date(text: str) -> object:
+    """What _parse_date gave before its _COMMON_DATE shortcut (the _RFC_DATE reading)."""
+    from stopitd.analysis import received
+
+    m = received._RFC_DATE.match(text)
+    assert m is not None
+    day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
+    month = received._MONTHS.get(mon.lower())
+    if month is None:
+        return "general"
+    return received._rfc_datetime(year, month, day, hh, mm, ss, sign, oh, om)
+
+
+@settings(deadline=None, max_examples=400)
+@given(
+    st.sampled_from(["", "Tue, ", "Xyz, "]), st.sampled_from(["1", "09", "24", "31", "00", "32"]),
+    st.sampled_from(["Nov", "NOV", "nov", "nOv", "Feb", "Foo"]),
+    st.sampled_from(["1999", "2026", "2000", "1900", "2099"]),
+    st.sampled_from(["08:05:41", "23:59:59", "24:00:00", "00:00:60", "12:60:00"]),
+    st.sampled_from(["+0000", "-0000", "-0800", "+0530", "+9959", "-2359"]),
+    st.sampled_from(["", " (PST)", " (UTC)", " ()"]), st.sampled_from(["", " "]),
+)
+def test_common_dates_read_as_the_general_rule_reads_them(
+    weekday: str, day: str, month: str, year: str, hms: str, offset: str, zone: str, lead: str
+) -> None:
+    from stopitd.analysis import received
+
+    text = f"{lead}{weekday}{day} {month} {year} {hms} {offset}{zone}"
+    if received._COMMON_DATE.fullmatch(text) is not None and month.lower() in received._MONTHS:
+        assert received._parse_date(text) == _general_date(text), text
+
+
+BARE_LITERAL = st.sampled_from([
+    "192.0.2.10", "10.1.2.3", "2603:10b6:5:100::48", "fe80::1", "198.51.100.4:25", "abc",
+    "1.2.3.4.5", "::ffff:1.2.3.4", "300.1.2.3", "2001:db8::1", "::1", "dead", ":",
+])
+BARE_AFTER_BY = st.sampled_from([
+    "by ex2.example (10.1.2.4) with Microsoft SMTP Server (version=TLS1_2) id 15.1.2375.31",
+    "by ex1.example ([fe80::1%12]) with mapi id 15.01.2375.031", "by h with mapi",
+    "by h with SMTP (Scalix SMTP Relay 11.0) id 1", "by h with POP3 id 2",
+    "by h ([XMail 1.27 ESMTP Server]) with ESMTP id 3", "by", "by with x", "by h with HTTPS",
+])
+BRACKET_AFTER_BY = st.sampled_from([
+    "by mx.example with esmtp (Exim 4.96) (envelope-from <a@b.example>) id 1tA-0001",
+    "by mx.example with SMTP; 25 Nov 2026", "by mx.example with QMQP",
+    "by mx.example with SMTP id 7", "by ex1.example ([fe80::1%12]) with mapi id 15.01",
+    "by h with mapi", "by h with POP3 id 2", "by h (CommuniGate Pro SMTP 6.3) with ESMTP",
+    "by", "by with x", "by h with ESMTPS id 4 (Exim)",
+])
+
+
+@settings(deadline=None, max_examples=400)
+@given(WORD, BARE_LITERAL, BARE_AFTER_BY, LITERAL, BRACKET_AFTER_BY, DATE)
+def test_generated_one_comment_shapes_read_alike(
+    host: str, bare: str, bare_after: str, literal: str, bracket_after: str, date: str
+) -> None:
+    """Exchange's "host (ip)" and Exim's / qmail's "host ([ip])", and near misses."""
+    for comment, after_by in (
+        (f"({bare})", bare_after),
+        (f"([{literal}])", bracket_after),
+        (f"([{literal}] verified)", bracket_after),
+    ):
+        _same(f"from {host} {comment} {after_by}{date}")
+        _same(f"from {host} {comment} (x) {after_by}{date}")
+        _same(f"from {host} {comment}{after_by}{date}")

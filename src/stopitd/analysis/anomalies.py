@@ -23,6 +23,11 @@ def org_domain(host: str) -> str:
     h = host.lower().rstrip(".")
     if not h or ipaddr.parse(h) is not None or "." not in h:
         return ""
+    return _registrable(h)
+
+
+def _registrable(h: str) -> str:
+    """``org_domain`` of ``h``: lower case, no trailing dot, a dot inside, no address."""
     labels = h.split(".")
     if len(labels) >= 3 and labels[-2] in _SHORT_SLD and len(labels[-1]) == 2:
         return ".".join(labels[-3:])
@@ -37,7 +42,7 @@ def _same_host(a: str, b: str) -> bool:
         return True
     if "localhost" in (a, b) or "." not in a or "." not in b:
         return True  # bare host names and localhost say nothing
-    return org_domain(a) == org_domain(b)
+    return _registrable(a) == _registrable(b)  # both checked as org_domain would
 
 
 def _helo_ip(helo: str) -> str:

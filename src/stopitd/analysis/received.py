@@ -38,7 +38,13 @@ _FIRST_BY = re.compile(r"(?<![^\s)])by(?=\s)", re.IGNORECASE)
 _TOP_BY = re.compile(r"\(|\)|(?<![^\s)])by(?=\s)", re.IGNORECASE)
 _WITH = re.compile(r"(?<!\S)with\s+([^\s;()]+)(?:\s+([^\s;()]+))?", re.IGNORECASE)
 _ID = re.compile(r"(?<!\S)id\s+<?([^\s<>;]{3,})", re.IGNORECASE)
-_FOR = re.compile(r"(?<!\S)for\s+<?([^\s<>;()]+@[^\s<>;()]+|[^\s<>;()]+)>?", re.IGNORECASE)
+# The same three keywords as read in ``after_by``, which starts with "by" and is collapsed
+# (one space between words): there "(?<!\S)" is a space before the word, and a literal
+# space lets the regex engine skip ahead to the spaces instead of trying every position.
+# The letter classes are what re.IGNORECASE matches (it also takes "İ" and "ı" for "i").
+_WITH_AFTER_BY = re.compile(r" [wW][iIİı][tT][hH]\s+([^\s;()]+)(?:\s+([^\s;()]+))?")
+_ID_AFTER_BY = re.compile(r" [iIİı][dD]\s+<?([^\s<>;]{3,})")
+_FOR = re.compile(r" [fF][oO][rR]\s+<?([^\s<>;()]+@[^\s<>;()]+|[^\s<>;()]+)>?")
 _ENV_FROM = re.compile(
     r"(?:envelope-(?:from|sender)|return-path)[:= ]\s*<?([^\s<>;()]*)>?", re.IGNORECASE
 )
@@ -58,8 +64,19 @@ _MONTHS = {
         ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
     )
 }
+# The month as usually written ("Nov", "NOV", "nov") -> its number, without a lower() call.
+_MONTHS_AS_WRITTEN = {w: i for m, i in _MONTHS.items() for w in (m, m.title(), m.upper())}
+_MONTH_DIGITS = {w: f"{i:02d}" for w, i in _MONTHS_AS_WRITTEN.items()}
+# The date as MTAs almost always write it ("Tue, 24 Nov 2026 08:05:41 +0000 (UTC)"): a
+# narrower form of _RFC_DATE (same fields, no ambiguity), read by datetime.fromisoformat
+# in C instead of five int() calls and the constructor.
+_COMMON_DATE = re.compile(
+    r" ?(?:[A-Za-z]{3}, )?(\d\d?) ([A-Za-z]{3}) ((?:19|20)\d\d) (\d\d:\d\d:\d\d) ([+-])(\d\d)(\d\d)"
+    r"(?: \([^()]{0,40}\))?"
+)
+# leading \s*: the text after the ';' is matched without a strip() first
 _RFC_DATE = re.compile(
-    r"(?:[A-Za-z]{3},?\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{2,4})\s+(\d{1,2}):(\d\d)(?::(\d\d))?"
+    r"\s*(?:[A-Za-z]{3},?\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{2,4})\s+(\d{1,2}):(\d\d)(?::(\d\d))?"
     r"(?:\.\d+)?\s*(?:([+-])(\d\d)(\d\d)|GMT|UTC|UT|Z)(?:\s*\([^()]{0,40}\))?\s*$"
 )
 _AUTH_WITH = re.compile(r"^(?:(?:ES|L|UTF8S|UTF8L)MTPS?A|ASMTP|HTTP[SU]?)$", re.IGNORECASE)
@@ -72,7 +89,16 @@ _HELO_EQ = re.compile(r"(?:^|\s)helo=([^\s()]+)", re.IGNORECASE)
 _HELO_WORD = re.compile(r"(?:^|\s)(?:HELO|EHLO)\s+([^\s()]*)")
 # The common connection part, "from helo (rdns [ip]) by ...", read in one match (Postfix,
 # Sendmail, Exim's host-lookup form, Gmail, ...): what _connection decides for it, ready.
-_COMMON_FROM = re.compile(r"([^\s()]+) \(([^\s()\[\]]+) \[([^\s()\[\]]+)\]\) (?=by\s)")
+# Further comments may follow before "by" (Postfix's "(using TLSv1.3 with cipher ...
+# (256/256 bits))", "(No client certificate requested)", "(Authenticated sender: x)"),
+# each balanced and nested at most once: the first comment alone decides the connection.
+_COMMON_FROM = re.compile(
+    r"([^\s()]+) \(([^\s()\[\]]+) \[([^\s()\[\]]+)\]\)((?: \((?:[^()]|\([^()]*\))*\))*) (?=by\s)"
+)
+# Exchange's "from host (ip) by ...": a bare address alone in the one comment.
+_BARE_FROM = re.compile(r"([^\s()\[]+) \(([0-9A-Fa-f:.]+)\) (?=by\s)")
+# Exim's and qmail's "from host ([ip]) by ...": a bracketed address alone in the comment.
+_BRACKET_FROM = re.compile(r"([^\s()\[]+) \(\[([^\s()\[\]]+)\]\) (?=by\s)")
 _FETCH = re.compile(r"^(?:POP3|IMAP)", re.IGNORECASE)
 _NO_IP_SKIPS = (
     "localhost",
@@ -144,24 +170,55 @@ def _split_date(value: str) -> tuple[str, datetime | None]:
 
 
 def _parse_date(text: str) -> datetime | None:
-    text = text.strip()
+    c = _COMMON_DATE.fullmatch(text)
+    if c is not None:
+        day, mon, year, hms, sign, oh, om = c.groups()
+        digits = _MONTH_DIGITS.get(mon)
+        if digits is not None:
+            return _common_datetime(year, digits, day, hms, sign, oh, om)
     m = _RFC_DATE.match(text)
-    if m is not None and m.group(2).lower() in _MONTHS:  # the common shape, quickly
+    if m is not None:  # the common shape, quickly
         day, mon, year, hh, mm, ss, sign, oh, om = m.groups()
-        y = int(year)
-        y += 2000 if y < 50 else (1900 if y < 100 else 0)
-        try:
-            dt = datetime(y, _MONTHS[mon.lower()], int(day), int(hh), int(mm), int(ss or 0),
-                          tzinfo=UTC)
-        except ValueError:
-            return None
-        if sign:
-            offset = timedelta(hours=int(oh), minutes=int(om))
-            dt = dt - offset if sign == "+" else dt + offset
-        return dt
+        month = _MONTHS_AS_WRITTEN.get(mon) or _MONTHS.get(mon.lower())
+        if month is not None:
+            return _rfc_datetime(year, month, day, hh, mm, ss, sign, oh, om)
+    text = text.strip()
     if not text or not any(c.isdigit() for c in text):
         return None
     return parse_date(_FRACTION.sub(r"\1", text))
+
+
+def _rfc_datetime(
+    year: str, month: int, day: str, hh: str, mm: str, ss: str | None, sign: str | None,
+    oh: str, om: str,
+) -> datetime | None:
+    """The UTC datetime of an ``_RFC_DATE`` match's fields."""
+    y = int(year)
+    y += 2000 if y < 50 else (1900 if y < 100 else 0)
+    try:
+        dt = datetime(y, month, int(day), int(hh), int(mm), int(ss or 0), 0, UTC)
+    except ValueError:
+        return None
+    if sign and (oh != "00" or om != "00"):  # +0000 / -0000 change nothing
+        offset = timedelta(0, (int(oh) * 60 + int(om)) * 60)
+        dt = dt - offset if sign == "+" else dt + offset
+    return dt
+
+
+def _common_datetime(
+    year: str, month: str, day: str, hms: str, sign: str, oh: str, om: str
+) -> datetime | None:
+    """The UTC datetime of a ``_COMMON_DATE`` match's fields (as _rfc_datetime gives)."""
+    try:
+        dt = datetime.fromisoformat(
+            f"{year}-{month}-{day if len(day) == 2 else '0' + day}T{hms}+00:00"
+        )
+    except ValueError:
+        return None
+    if oh != "00" or om != "00":
+        offset = timedelta(0, (int(oh) * 60 + int(om)) * 60)
+        dt = dt - offset if sign == "+" else dt + offset
+    return dt
 
 
 def _iso_date(m: re.Match[str]) -> datetime | None:
@@ -490,7 +547,7 @@ def _auth(text: str, with_: str, has_by: bool) -> str:
 
 
 def _protocol(after_by: str, text: str) -> str:
-    m = _WITH.search(after_by) or _WITH.search(text)
+    m = _WITH_AFTER_BY.search(after_by) or _WITH.search(text)
     if m is None:
         return ""
     word = m.group(1)
@@ -515,12 +572,29 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
         return _other(value, text, date)
     common = _common_from(body) if fast and low[0] == "f" else None
     if common is not None:  # the usual "from helo (rdns [ip]) by ..."
-        items, conn, cut = common
+        conn, cut, n_items = common
         after_by = body[cut:]
         by = _by_host(after_by)
         with_ = _protocol(after_by, text)
         if _sendmail(after_by, text):
-            conn = conn._replace(rdns=_clean_rdns(conn.rdns))
+            conn = _Conn(conn.ip, _clean_rdns(conn.rdns), conn.helo, conn.form)
+        has_group = True
+        helo_word = conn.helo
+    elif fast and low[0] == "f" and (bare := _bare_from(body, text)) is not None:
+        conn, cut = bare  # Exchange's "from host (ip) by ..."
+        after_by = body[cut:]
+        by = _by_host(after_by)
+        with_ = _protocol(after_by, text)
+        if with_.lower() == "mapi" and " with mapi id " in text:
+            conn = _Conn(conn.ip, "", conn.helo, "bare-helo-only")
+        n_items, has_group, helo_word = 2, True, conn.helo
+    elif fast and low[0] == "f" and (bracket := _bracket_from(body)) is not None:
+        ip, host, cut = bracket  # Exim's, qmail's "from host ([ip]) by ..."
+        after_by = body[cut:]
+        by = _by_host(after_by)
+        with_ = _protocol(after_by, text)
+        conn = _bracket_conn(ip, host, text, after_by, with_)
+        n_items, has_group, helo_word = 2, True, host
     else:
         cut = _top_level_by(body)
         from_part = body if cut < 0 else body[:cut].rstrip()
@@ -532,23 +606,25 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
             conn = _paren_from(from_part, text)
         else:
             conn = _connection(items, text, after_by, with_)
+        n_items = len(items)
+        has_group = any(i.group for i in items)
+        helo_word = items[0].text if items and not items[0].group else ""
     fields = _common(text, after_by)
     auth = _auth(text, with_, bool(by))
-    words_only = not any(i.group for i in items)
-    if not conn.ip and by and not words_only:  # last resort: any [ip] in the line
+    if not conn.ip and by and has_group:  # last resort: any [ip] in the line
         ip = _any_bracket_ip(text)
         if ip:
             conn = _Conn(ip=ip, form="anywhere")
-    status = _status(conn, items, text, with_, by)
-    if words_only and not conn.ip:
+    status = _status(conn, n_items, has_group, text, with_, by)
+    if not has_group and not conn.ip:
         status = HopStatus.SKIPPED  # "from name by host ...": a hand-over without an address
     return Hop(
         raw=value,
         status=status,
         ip=conn.ip,
-        ip_class=ipaddr.classify(conn.ip),
+        ip_class=ipaddr.classify_normal(conn.ip),
         rdns=conn.rdns,
-        helo=conn.helo if conn.form else (items[0].text if items and not items[0].group else ""),
+        helo=conn.helo if conn.form else helo_word,
         by=by,
         with_=with_,
         id=fields[0],
@@ -559,31 +635,81 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
     )
 
 
-def _common_from(body: str) -> tuple[list[_Item], _Conn, int] | None:
-    """Items, connection and where ``by`` starts, for ``helo (rdns [ip]) by ...``; None for
-    any other shape (the general reading then decides). Agrees with it by construction:
-    the same items, and _read_group's "rdns-bracket" reading of the comment."""
+def _common_from(body: str) -> tuple[_Conn, int, int] | None:
+    """Connection, where ``by`` starts and how many items the from part has (2, or 3 for
+    more), for ``helo (rdns [ip]) (comment)... by ...``; None for any other shape (the
+    general reading then decides). Agrees with it by construction: the same first two items
+    (the rest are comments), and _read_group's "rdns-bracket" reading of the first
+    comment, which _connection takes as soon as it meets it."""
     m = _COMMON_FROM.match(body)
     if m is None:
         return None
-    helo, rdns, literal = m.groups()
+    helo, rdns, literal, more = m.groups()
     if helo.lower() == "by" or rdns.upper() in ("HELO", "EHLO", "LHLO"):
         return None  # "by" would end the from part early; a HELO comment reads otherwise
-    ip = _bracket_ip(f"[{literal}]")
+    ip = literal if ipaddr.is_plain_v4(literal) else _bracket_ip(f"[{literal}]")
     if not ip:
         return None
-    items = [_Item(False, helo), _Item(True, f"{rdns} [{literal}]")]
-    conn = _Conn(ip=ip, rdns=_clean_rdns(rdns, True), helo=helo, form="rdns-bracket")
-    return items, conn, m.end()
+    conn = _Conn(ip, _clean_rdns(rdns, True), helo, "rdns-bracket")
+    return conn, m.end(), 3 if more else 2
 
 
-def _status(conn: _Conn, items: list[_Item], text: str, with_: str, by: str) -> HopStatus:
+def _bare_from(body: str, text: str) -> tuple[_Conn, int] | None:
+    """Connection (as read without a mapi protocol) and where ``by`` starts, for ``host
+    (ip) by ...``; None for any other shape. Agrees with _connection by construction: a
+    host name that is no address, then one comment that _read_group reads as "bare"."""
+    m = _BARE_FROM.match(body)
+    if m is None:
+        return None
+    host, literal = m.groups()
+    if host.lower() == "by" or (literal.count(":") == 1 and "." in literal):
+        return None  # "by" ends the from part early; "(ip:port)" is XMail's
+    ip = ipaddr.normalise(literal)
+    if not ip or ipaddr.normalise(host):
+        return None
+    if "[XMail " in text or "(Scalix SMTP Relay" in text:
+        return _Conn(ip, "", host, "bare-helo-only"), m.end()
+    return _Conn(ip, _clean_rdns(host), host, "bare"), m.end()
+
+
+def _bracket_from(body: str) -> tuple[str, str, int] | None:
+    """(ip, host, where ``by`` starts) for ``host ([ip]) by ...``; None for any other shape.
+    The host is no address and the comment is what _read_group reads as "bracket"."""
+    m = _BRACKET_FROM.match(body)
+    if m is None:
+        return None
+    host, literal = m.groups()
+    if host.lower() == "by":
+        return None  # "by" would end the from part early
+    ip = _bracket_ip(f"[{literal}]")
+    if not ip or ipaddr.normalise(host):
+        return None
+    return ip, host, m.end()
+
+
+def _bracket_conn(ip: str, host: str, text: str, after_by: str, with_: str) -> _Conn:
+    """What _connection decides for ``host ([ip])``: Exim names the verified host first;
+    qmail's protocol word makes the host its rDNS too; else the host is the HELO."""
+    if "Exim" in text:
+        return _Conn(ip, _clean_rdns(host), host, "exim")
+    mapi = with_.lower() == "mapi" and " with mapi id " in text
+    if not mapi and _qmail_with(after_by):
+        return _Conn(ip, _clean_rdns(host), host, "qmail")
+    return _Conn(ip, "", host, "bracket")
+
+
+def _status(
+    conn: _Conn, n_items: int, has_group: bool, text: str, with_: str, by: str
+) -> HopStatus:
+    """``n_items``: how many items the from part has; ``has_group``: any comment among them."""
     lw = with_.lower()
     if " with local for " in text or (lw.startswith("local") and "Exim" in text):
         return HopStatus.SKIPPED
-    if lw in ("local-smtp", "local-esmtp") and len(items) == 2:
+    if lw in ("local-smtp", "local-esmtp") and n_items == 2:
         return HopStatus.SKIPPED  # Exim -oMr local submission
-    if _FETCH.match(with_) and conn.form not in ("rdns-bracket", "bracket"):
+    # lower() agrees with re.IGNORECASE on ASCII; other text keeps the regex ("İMAP")
+    fetch = lw.startswith(("pop3", "imap")) if with_.isascii() else _FETCH.match(with_)
+    if fetch and conn.form not in ("rdns-bracket", "bracket"):
         return HopStatus.SKIPPED  # fetchmail / getmail: a mailbox pick-up, not a relay
     if conn.form in ("first-skip",):
         return HopStatus.SKIPPED
@@ -591,7 +717,7 @@ def _status(conn: _Conn, items: list[_Item], text: str, with_: str, by: str) -> 
         return HopStatus.PARSED
     if conn.ip and ipaddr.classify(conn.ip).value == "loopback":
         return HopStatus.SKIPPED
-    if len(items) <= 3 and not any(i.group for i in items):
+    if n_items <= 3 and not has_group:
         return HopStatus.SKIPPED  # "from name by host", "from user@host by host", ...
     if any(s in text for s in _NO_IP_SKIPS):
         return HopStatus.SKIPPED
@@ -638,7 +764,7 @@ def _by_host(after_by: str) -> str:
 
 def _common(text: str, after_by: str) -> tuple[str, str, str]:
     """(id, for, envelope_from) of the line."""
-    m = _ID.search(after_by) or _ID.search(text)
+    m = _ID_AFTER_BY.search(after_by) or _ID.search(text)
     ident = m.group(1) if m else ""
     m = _FOR.search(after_by)
     rcpt = m.group(1).strip("<>") if m else ""

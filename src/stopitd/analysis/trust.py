@@ -141,10 +141,23 @@ class _State:
     own: Provider | None = None
 
 
+# The policy compiled last: a run analyses every message under one policy object, and
+# lru_cache would hash that whole dataclass (every trust list) once per message to find it.
+_last: list[tuple[TrustPolicy, _Compiled]] = []
+
+
+def _compiled(policy: TrustPolicy) -> _Compiled:
+    if _last and _last[0][0] is policy:
+        return _last[0][1]
+    c = _compile(policy)
+    _last[:] = [(policy, c)]
+    return c
+
+
 def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) -> Walk:
     """Label every hop and find the hand-off. Empty policy: only the top receiver is trusted."""
     del fields  # reserved: trace headers other than Received
-    c = _compile(policy)
+    c = _compiled(policy)
     st = _State(labels=[Trust.CLAIMED] * len(hops))
     st.own = _own_provider(hops, 0, c.providers)
     if st.own is not None:
