@@ -47,6 +47,7 @@ from stopitd.analysis.resinfo import (
     parse_forefront,
     parse_received_spf,
     parse_results_header,
+    read_authserv_id,
 )
 from stopitd.analysis.trust import Walk
 
@@ -158,15 +159,43 @@ def _plain_authserv_id(key: str, value: str) -> bool:
     return _PLAIN_ID.fullmatch(pieces[0]) is not None
 
 
+def _library_reads_ours(value: str, authserv_id: str, instance: int | None) -> bool:
+    """Would ``_results_header`` keep our reading of this stamp whatever authres reads?
+
+    So it is when our tokenizer finds no authserv-id (the first piece is a result, as
+    Microsoft writes it) in a value without quotes or backslashes: authres then sees the
+    same comments and top-level ";" as we do (no token of its grammar holds "(", ")" or
+    ";"), takes the first piece for its authserv-id and so reads one result fewer than
+    we do, or stops at a "none" (a reading ``_with_library`` drops), or fails.
+    """
+    return not authserv_id and instance is None and '"' not in value and "\\" not in value
+
+
 def _stamp(f: HeaderField, *, results: bool) -> _Stamp:
-    """The stamp; with ``results=False`` maybe without authres's reading of the results
-    (``partial``), which is all that is needed to decide whether it is kept."""
-    quick = not results and f.key in _RESULTS_HEADERS and _plain_authserv_id(f.key, f.value)
-    return _read_stamp(f.key, f.value, quick)
+    """The stamp; with ``results=False`` maybe without its results (``partial``), which
+    are not needed to decide whether it is kept."""
+    return _read_stamp(f.key, f.value, quick=not results)
+
+
+def _quick_results_stamp(key: str, value: str) -> _Stamp | None:
+    """The stamp of a results header without reading its results, when the full reading
+    would give it the same authserv-id (and error); None when only the full reading can
+    tell."""
+    try:
+        authserv_id, instance = read_authserv_id(value, arc=key == ARC_AUTH_RESULTS.lower())
+    except ResinfoError as e:
+        return _Stamp("", error=str(e))  # the full reading raises the same
+    if _plain_authserv_id(key, value) or _library_reads_ours(value, authserv_id, instance):
+        return _Stamp(authserv_id, partial=True)
+    return None
 
 
 def _read_stamp(key: str, value: str, quick: bool = False) -> _Stamp:
     name = _HEADERS[key]
+    if quick and key in _RESULTS_HEADERS:
+        stamp = _quick_results_stamp(key, value)
+        if stamp is not None:
+            return stamp
     try:
         if key == FOREFRONT.lower():
             pairs = parse_forefront(value)
@@ -181,9 +210,8 @@ def _read_stamp(key: str, value: str, quick: bool = False) -> _Stamp:
                 name, spf.receiver, "spf", spf.result, spf.pairs, comment=spf.comment
             )
             return _Stamp(spf.receiver, (rec,))
-        arc = key == ARC_AUTH_RESULTS.lower()
-        # both raise ResinfoError when our tokenizer cannot read it
-        parsed = parse_results_header(value, arc=arc) if quick else _results_header(value, arc=arc)
+        # raises ResinfoError when our tokenizer cannot read it
+        parsed = _results_header(value, arc=key == ARC_AUTH_RESULTS.lower())
     except ResinfoError as e:
         return _Stamp("", error=str(e))
     extra: tuple[tuple[str, str], ...] = ()
@@ -201,7 +229,7 @@ def _read_stamp(key: str, value: str, quick: bool = False) -> _Stamp:
         )
         for r in parsed.results
     )
-    return _Stamp(parsed.authserv_id, recs, partial=quick)
+    return _Stamp(parsed.authserv_id, recs)
 
 
 def _boundary_position(fields: list[HeaderField], walk: Walk) -> int | None:
@@ -292,6 +320,9 @@ def _crosscheck(recorded: tuple[RecordedAuth, ...], walk: Walk) -> CrossCheck:
 
 def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) -> Recorded:
     """Kept (trusted, above the boundary) stamps, ignored claims with why, the cross-check."""
+    stamp_positions = [pos for pos, f in enumerate(fields) if f.key in _HEADERS]
+    if not stamp_positions:  # most messages: nothing kept or ignored, no findings
+        return Recorded(summary=AuthSummary(crosscheck=_crosscheck((), walk)))
     boundary = _boundary_position(fields, walk)
     just_below = _just_below(fields, boundary)
     boundary_by = ""
@@ -300,9 +331,8 @@ def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) ->
     kept: list[RecordedAuth] = []
     untrusted: list[UntrustedClaim] = []
     planted: list[str] = []
-    for pos, f in enumerate(fields):
-        if f.key not in _HEADERS:
-            continue
+    for pos in stamp_positions:
+        f = fields[pos]
         stamp = _stamp(f, results=False)
         above = boundary is not None and pos < boundary
         vouched = _vouched(stamp, policy)

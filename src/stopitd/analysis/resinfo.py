@@ -90,84 +90,84 @@ def segments(value: str) -> list[Segment]:
     return _segments(value)
 
 
+# The general reader's runs: at the top level, text up to a quote, "(" or ";", or a quoted
+# string (its backslash pairs and any "(" or ";" in it kept as written; unclosed: to the
+# end); inside a comment, text up to a parenthesis or backslash.
+_TOP_RUN = re.compile(r'[^"(;]+|"(?:[^"\\]+|\\.)*"?', re.DOTALL)
+_COMMENT_RUN = re.compile(r"[^()\\]+")
+
+
 def _segments(value: str) -> list[Segment]:
-    """``segments``' general reader: one character at a time."""
+    """``segments``' general reader: quoted strings, backslash pairs, nested comments."""
     out: list[Segment] = []
     text: list[str] = []
     comments: list[str] = []
-    comment: list[str] = []
-    depth = 0
-    quoted = False
-    escaped = False
-    for ch in value:
-        if escaped:
-            (comment if depth else text).append(ch)
-            escaped = False
-            continue
-        if ch == "\\" and (quoted or depth):
-            escaped = True
-            if not depth:
-                text.append(ch)
-            continue
-        if depth:
-            if ch == "(":
-                depth += 1
-            elif ch == ")":
-                depth -= 1
-                if depth == 0:
-                    comments.append(" ".join("".join(comment).split()))
-                    comment = []
-                    text.append(" ")
-                    continue
-            comment.append(ch)
-            continue
-        if quoted:
-            text.append(ch)
-            if ch == '"':
-                quoted = False
-            continue
-        if ch == '"':
-            quoted = True
-            text.append(ch)
-        elif ch == "(":
-            depth = 1
-        elif ch == ";":
+    pos, end = 0, len(value)
+    while pos < end:
+        ch = value[pos]
+        if ch == ";":
             out.append(Segment(" ".join("".join(text).split()), tuple(comments)))
             text, comments = [], []
+            pos += 1
+        elif ch == "(":
+            comment, pos, closed = _comment(value, pos + 1)
+            comments.append(" ".join(comment.split()))
+            if closed:
+                text.append(" ")
         else:
-            text.append(ch)
-    if depth:
-        comments.append(" ".join("".join(comment).split()))
+            m = _TOP_RUN.match(value, pos)
+            assert m is not None  # value[pos] is neither ";" nor "("
+            text.append(m.group())
+            pos = m.end()
     out.append(Segment(" ".join("".join(text).split()), tuple(comments)))
     return out
 
 
+def _comment(value: str, pos: int) -> tuple[str, int, bool]:
+    """The comment whose "(" is just before ``pos``: its text (nested parentheses kept,
+    backslashes dropped from their pairs), the position after it, and whether it closed."""
+    parts: list[str] = []
+    depth = 1
+    end = len(value)
+    while pos < end:
+        ch = value[pos]
+        if ch == "\\":
+            parts.append(value[pos + 1 : pos + 2])  # "" for a backslash at the very end
+            pos += 2
+        elif ch == "(":
+            depth += 1
+            parts.append(ch)
+            pos += 1
+        elif ch == ")":
+            depth -= 1
+            pos += 1
+            if depth == 0:
+                return "".join(parts), pos, True
+            parts.append(ch)
+        else:
+            m = _COMMENT_RUN.match(value, pos)
+            assert m is not None  # value[pos] is no parenthesis or backslash
+            parts.append(m.group())
+            pos = m.end()
+    return "".join(parts), end, False
+
+
 def tokens(text: str) -> list[str]:
     """Whitespace-separated tokens, ``a = b`` joined to ``a=b``, quoted strings kept whole."""
-    joined = _SPACED_EQUALS.sub("=", text)
+    joined = _SPACED_EQUALS.sub("=", text) if "=" in text else text
     if '"' not in joined:
         return joined.split()  # str.split splits where str.isspace says, as below
     return _quoted_tokens(joined)
 
 
+# A token: runs of non-space, non-quote characters and quoted strings (an unclosed one runs
+# to the end, spaces and all).
+_QUOTED_TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*"?)+')
+
+
 def _quoted_tokens(text: str) -> list[str]:
-    """The general reader: a character loop that keeps quoted strings whole."""
-    out: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-            current.append(ch)
-        elif ch.isspace() and not quoted:
-            if current:
-                out.append("".join(current))
-                current = []
-        else:
-            current.append(ch)
-    if current:
-        out.append("".join(current))
-    return out
+    """The general reader: whitespace-separated tokens with quoted strings kept whole."""
+    return _QUOTED_TOKEN.findall(text)
 
 
 def unquote(value: str) -> str:
@@ -200,6 +200,30 @@ def _result(segment: Segment) -> ParsedResult:
     )
 
 
+def _head(texts: list[str], arc: bool) -> tuple[int | None, str, str, int]:
+    """The ARC instance, authserv-id and version a header's ``;``-pieces start with, and
+    the index of the first piece after them (the results)."""
+    instance: int | None = None
+    start = 0
+    if arc or (texts and _INSTANCE.match(texts[0])):
+        im = _INSTANCE.match(texts[0]) if texts else None
+        if im is None:
+            raise ResinfoError("ARC-Authentication-Results without i=")
+        instance = int(im.group(1))
+        start = 1
+    if start == len(texts):
+        raise ResinfoError("empty header")
+    head = tokens(texts[start])
+    authserv_id = ""
+    version = ""
+    if head and "=" not in head[0]:
+        authserv_id = unquote(head[0]).lower()
+        if len(head) > 1 and head[1].isdigit():
+            version = head[1]
+        start += 1
+    return instance, authserv_id, version, start
+
+
 def parse_results_header(value: str, *, arc: bool = False) -> ParsedHeader:
     """Authentication-Results / ARC-Authentication-Results value -> ParsedHeader.
 
@@ -207,32 +231,60 @@ def parse_results_header(value: str, *, arc: bool = False) -> ParsedHeader:
     (Microsoft writes it so); it is then "".
     """
     segs = segments(value)
-    instance: int | None = None
-    if arc or (segs and _INSTANCE.match(segs[0].text)):
-        im = _INSTANCE.match(segs[0].text) if segs else None
-        if im is None:
-            raise ResinfoError("ARC-Authentication-Results without i=")
-        instance = int(im.group(1))
-        segs = segs[1:]
-    if not segs:
-        raise ResinfoError("empty header")
-    head = tokens(segs[0].text)
-    authserv_id = ""
-    version = ""
-    rest = segs
-    if head and "=" not in head[0]:
-        authserv_id = unquote(head[0]).lower()
-        if len(head) > 1 and head[1].isdigit():
-            version = head[1]
-        rest = segs[1:]
+    instance, authserv_id, version, start = _head([s.text for s in segs], arc)
     results = []
-    for seg in rest:
+    for seg in segs[start:]:
         if not seg.text:
             continue  # a trailing ";"
         if seg.text.lower() == "none":
             continue
         results.append(_result(seg))
     return ParsedHeader(authserv_id, tuple(results), instance, version)
+
+
+def _bare_pieces(value: str) -> list[str] | None:
+    """The ``;``-pieces of a value without quotes, backslashes, nested or unclosed
+    comments, each comment blanked to a space and whitespace left as written (so each is
+    its ``segments`` text before the whitespace is joined); None for any other value."""
+    if '"' in value or "\\" in value:
+        return None
+    bare = _FLAT_COMMENT.sub(" ", value) if "(" in value else value
+    if "(" in bare:
+        return None
+    return bare.split(";")
+
+
+# For text without quotes (whitespace as written): does it start as ``_result`` reads a
+# method=result? It does exactly when the first token, once ``a = b`` is joined, matches
+# _METHOD: the method (and version) has no space or "=", and any rest of the token fits \S*.
+_RESULT_START = re.compile(r"\s*[A-Za-z0-9_.-]+(?:/\d+)?\s*=")
+
+
+def _check_result(text: str) -> None:
+    """Raise the ResinfoError ``parse_results_header`` raises for this result piece."""
+    if '"' not in text:
+        if _RESULT_START.match(text):
+            return
+    else:
+        toks = tokens(text)
+        if toks and _METHOD.match(toks[0]):
+            return
+    text = " ".join(text.split())
+    if text and text.lower() != "none":  # an empty piece (a trailing ";") and "none" pass
+        raise ResinfoError(f"expected method=result, got {text!r}")
+
+
+def read_authserv_id(value: str, *, arc: bool = False) -> tuple[str, int | None]:
+    """The authserv-id and ARC instance ``parse_results_header`` reads, raising the same
+    ResinfoError, without building the results: enough to decide whether a stamp is kept.
+    """
+    texts = _bare_pieces(value)
+    if texts is None:
+        texts = [s.text for s in _segments(value)]
+    instance, authserv_id, _, start = _head(texts, arc)
+    for text in texts[start:]:
+        _check_result(text)
+    return authserv_id, instance
 
 
 @dataclass(frozen=True, slots=True)
