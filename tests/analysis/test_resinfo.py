@@ -16,12 +16,15 @@ from stopitd.analysis.resinfo import (
     ResinfoError,
     Segment,
     _flat_segments,
+    _joined_equals,
     _quoted_tokens,
     _segments,
+    parse_received_spf,
     parse_results_header,
     read_authserv_id,
     segments,
     tokens,
+    unquote,
 )
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -121,6 +124,7 @@ def test_readers_agree_with_the_reference(value: str) -> None:
 @given(_VALUES)
 def test_tokens_split_as_the_reference_does(value: str) -> None:
     assert _quoted_tokens(value) == _reference_tokens(value)
+    assert _joined_equals(value) == _SPACED_EQUALS.sub("=", value)
     assert tokens(value) == _reference_tokens(_SPACED_EQUALS.sub("=", value))
 
 
@@ -177,3 +181,37 @@ def test_fixture_stamps_read_the_same_authserv_id() -> None:
                 arc = f.key == STAMPS[1]
                 parsed = parse_results_header(f.value, arc=arc)
                 assert read_authserv_id(f.value, arc=arc) == (parsed.authserv_id, parsed.instance)
+
+
+def _reference_spf(value: str) -> object:
+    """parse_received_spf over the reference readers: (result, comment, pairs) or the error."""
+    segs = _reference_segments(value)
+    words = [_reference_tokens(_SPACED_EQUALS.sub("=", s.text)) for s in segs]
+    if not words[0]:
+        return ("error", "no SPF result")
+    if "=" in words[0][0]:
+        return ("error", f"expected an SPF result, got {words[0][0]!r}")
+    pairs = []
+    for tok in words[0][1:] + [t for w in words[1:] for t in w]:
+        name, eq, val = tok.partition("=")
+        if eq:
+            pairs.append((name.lower(), unquote(val)))
+    comment = "; ".join(c for s in segs for c in s.comments)
+    return (words[0][0].lower(), comment, tuple(pairs))
+
+
+_SPF_PIECES = st.sampled_from(
+    ["pass", "Fail", " ", "\t", ";", "(", ")", "(google.com: x)", "(a; b)", "=", " = ", "a=b",
+     "receiver=mx.example", "receiver=<x>", "client-ip=192.0.2.1", '"', '"q r"', "\\", "é"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(_VALUES, st.lists(_SPF_PIECES, max_size=14).map("".join)))
+def test_received_spf_reads_as_the_reference(value: str) -> None:
+    try:
+        spf = parse_received_spf(value)
+    except ResinfoError as e:
+        assert _reference_spf(value) == ("error", str(e))
+        return
+    assert (spf.result, spf.comment, spf.pairs) == _reference_spf(value)

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import NamedTuple
 
 import authres as authres_lib
 
@@ -56,6 +57,7 @@ ARC_AUTH_RESULTS = "ARC-Authentication-Results"
 RECEIVED_SPF = "Received-SPF"
 FOREFRONT = "X-Forefront-Antispam-Report"
 _HEADERS = {h.lower(): h for h in (AUTH_RESULTS, ARC_AUTH_RESULTS, RECEIVED_SPF, FOREFRONT)}
+_KEY = attrgetter("key")
 _RESULTS_HEADERS = frozenset({AUTH_RESULTS.lower(), ARC_AUTH_RESULTS.lower()})
 # Client IPs written in comments: Microsoft's "sender IP is X", Google's and Apple's
 # "domain of a@b designates X as permitted sender" (or "does not designate X ...").
@@ -67,14 +69,15 @@ _IP_PROPERTIES = {"client-ip", "smtp.remote-ip", "policy.iprev", "cip"}
 _MAX_CLAIM_TEXT = 2000
 
 
-@dataclass(frozen=True, slots=True)
-class Recorded:
-    summary: AuthSummary = field(default_factory=AuthSummary)
+class Recorded(NamedTuple):
+    """What ``read_recorded`` returns (a NamedTuple: made faster than a frozen dataclass,
+    and built once per message)."""
+
+    summary: AuthSummary = AuthSummary()  # frozen: one shared default
     findings: tuple[Finding, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class _Stamp:
+class _Stamp(NamedTuple):
     """One header read: who stamped it and what it says (or why it could not be read)."""
 
     authserv_id: str
@@ -206,10 +209,9 @@ def _read_stamp(key: str, value: str, quick: bool = False) -> _Stamp:
             return _Stamp("", (rec,), forefront=True)
         if key == RECEIVED_SPF.lower():
             spf = parse_received_spf(value)
-            rec = RecordedAuth(
-                name, spf.receiver, "spf", spf.result, spf.pairs, comment=spf.comment
-            )
-            return _Stamp(spf.receiver, (rec,))
+            receiver = spf.receiver
+            rec = RecordedAuth(name, receiver, "spf", spf.result, spf.pairs, comment=spf.comment)
+            return _Stamp(receiver, (rec,))
         # raises ResinfoError when our tokenizer cannot read it
         parsed = _results_header(value, arc=key == ARC_AUTH_RESULTS.lower())
     except ResinfoError as e:
@@ -311,18 +313,18 @@ def _crosscheck(recorded: tuple[RecordedAuth, ...], walk: Walk) -> CrossCheck:
     handoff = ""
     if walk.boundary_index is not None and walk.boundary_index < len(walk.hops):
         handoff = normalise_ip(walk.hops[walk.boundary_index].ip)
-    ips = recorded_ips(recorded)
+    ips = recorded_ips(recorded) if recorded else ()
     agrees: bool | None = None
     if ips and handoff:
         agrees = all(ip == handoff for ip in ips)
-    return CrossCheck(recorded_ips=ips, handoff_ip=handoff, agrees=agrees)
+    return CrossCheck(ips, handoff, agrees)
 
 
 def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) -> Recorded:
     """Kept (trusted, above the boundary) stamps, ignored claims with why, the cross-check."""
+    if _HEADERS.keys().isdisjoint(map(_KEY, fields)):  # most messages: checked in C
+        return Recorded(AuthSummary(crosscheck=_crosscheck((), walk)))
     stamp_positions = [pos for pos, f in enumerate(fields) if f.key in _HEADERS]
-    if not stamp_positions:  # most messages: nothing kept or ignored, no findings
-        return Recorded(summary=AuthSummary(crosscheck=_crosscheck((), walk)))
     boundary = _boundary_position(fields, walk)
     just_below = _just_below(fields, boundary)
     boundary_by = ""
@@ -387,4 +389,4 @@ def read_recorded(fields: list[HeaderField], walk: Walk, policy: TrustPolicy) ->
             )
         )
     summary = AuthSummary(recorded=recorded, untrusted=tuple(untrusted), crosscheck=cross)
-    return Recorded(summary=summary, findings=tuple(findings))
+    return Recorded(summary, tuple(findings))

@@ -10,7 +10,7 @@ is kept as written rather than guessed at.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _METHOD = re.compile(r"^([A-Za-z0-9_.-]+)(?:/\d+)?\s*=\s*(\S*)$")
 _INSTANCE = re.compile(r"^\s*i\s*=\s*(\d+)\s*$", re.IGNORECASE)
@@ -21,16 +21,16 @@ class ResinfoError(ValueError):
     """The value does not follow the result-header grammar well enough to read."""
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+# The readers' results are NamedTuples: immutable like frozen dataclasses, and several times
+# cheaper to build (a few are built for every stamp of every message).
+class Segment(NamedTuple):
     """One ``;``-separated piece of a header value: its text without comments, and them."""
 
     text: str
     comments: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedResult:
+class ParsedResult(NamedTuple):
     method: str
     result: str
     reason: str = ""
@@ -38,8 +38,7 @@ class ParsedResult:
     comment: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedHeader:
+class ParsedHeader(NamedTuple):
     authserv_id: str
     results: tuple[ParsedResult, ...]
     instance: int | None = None  # ARC-Authentication-Results i=
@@ -154,7 +153,7 @@ def _comment(value: str, pos: int) -> tuple[str, int, bool]:
 
 def tokens(text: str) -> list[str]:
     """Whitespace-separated tokens, ``a = b`` joined to ``a=b``, quoted strings kept whole."""
-    joined = _SPACED_EQUALS.sub("=", text) if "=" in text else text
+    joined = _joined_equals(text)
     if '"' not in joined:
         return joined.split()  # str.split splits where str.isspace says, as below
     return _quoted_tokens(joined)
@@ -163,6 +162,18 @@ def tokens(text: str) -> list[str]:
 # A token: runs of non-space, non-quote characters and quoted strings (an unclosed one runs
 # to the end, spaces and all).
 _QUOTED_TOKEN = re.compile(r'(?:[^\s"]+|"[^"]*"?)+')
+
+
+def _joined_equals(text: str) -> str:
+    """``text`` with ``a = b`` joined to ``a=b``."""
+    # _SPACED_EQUALS.sub matches (and rewrites) every "=", spaced or not, slower than
+    # looking beside each "=" for the few values that have a spaced one.
+    pos = text.find("=")
+    while pos >= 0:
+        if text[pos - 1 : pos].isspace() or text[pos + 1 : pos + 2].isspace():
+            return _SPACED_EQUALS.sub("=", text)
+        pos = text.find("=", pos + 1)
+    return text
 
 
 def _quoted_tokens(text: str) -> list[str]:
@@ -242,16 +253,19 @@ def parse_results_header(value: str, *, arc: bool = False) -> ParsedHeader:
     return ParsedHeader(authserv_id, tuple(results), instance, version)
 
 
-def _bare_pieces(value: str) -> list[str] | None:
-    """The ``;``-pieces of a value without quotes, backslashes, nested or unclosed
-    comments, each comment blanked to a space and whitespace left as written (so each is
-    its ``segments`` text before the whitespace is joined); None for any other value."""
+def _bare(value: str) -> str | None:
+    """A value without quotes, backslashes, nested or unclosed comments with each comment
+    blanked to a space (its ``;``-pieces are its ``segments`` texts before the whitespace
+    is joined); None for any other value."""
     if '"' in value or "\\" in value:
         return None
     bare = _FLAT_COMMENT.sub(" ", value) if "(" in value else value
-    if "(" in bare:
-        return None
-    return bare.split(";")
+    return None if "(" in bare else bare
+
+
+def _bare_pieces(value: str) -> list[str] | None:
+    bare = _bare(value)
+    return None if bare is None else bare.split(";")
 
 
 # For text without quotes (whitespace as written): does it start as ``_result`` reads a
@@ -283,12 +297,12 @@ def read_authserv_id(value: str, *, arc: bool = False) -> tuple[str, int | None]
         texts = [s.text for s in _segments(value)]
     instance, authserv_id, _, start = _head(texts, arc)
     for text in texts[start:]:
-        _check_result(text)
+        if '"' in text or _RESULT_START.match(text) is None:  # else surely a result
+            _check_result(text)
     return authserv_id, instance
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedSpf:
+class ReceivedSpf(NamedTuple):
     result: str
     comment: str
     pairs: tuple[tuple[str, str], ...]
@@ -299,26 +313,42 @@ class ReceivedSpf:
         for key, val in self.pairs:
             if key == "receiver" and val and not val.startswith("<"):
                 return val.lower()
-        m = re.match(r"^([A-Za-z0-9.-]+\.[A-Za-z]{2,}):", self.comment)
+        m = _COMMENT_HOST.match(self.comment)
         return m.group(1).lower() if m else ""
+
+
+_COMMENT_HOST = re.compile(r"([A-Za-z0-9.-]+\.[A-Za-z]{2,}):")
+
+
+def _spf_words(value: str) -> tuple[list[str], list[str], list[str]]:
+    """The tokens of a Received-SPF value's first ``;``-piece, those of the other pieces,
+    and its comments."""
+    bare = _bare(value)
+    if bare is None:
+        segs = _segments(value)
+        rest = [t for s in segs[1:] for t in tokens(s.text)]
+        return tokens(segs[0].text), rest, [c for s in segs for c in s.comments]
+    comments = [" ".join(c.split()) for c in _FLAT_COMMENT.findall(value)] if "(" in value else []
+    # No quotes: tokens are split at whitespace alone, and no "a = b" joins across a ";"
+    joined = _joined_equals(bare)
+    head, _, tail = joined.partition(";")
+    return head.split(), tail.replace(";", " ").split(), comments
 
 
 def parse_received_spf(value: str) -> ReceivedSpf:
     """Received-SPF (RFC 7208 §9.1): ``result (comment) key=value; key=value``."""
-    segs = segments(value)
-    first = tokens(segs[0].text) if segs else []
+    first, rest, comments = _spf_words(value)
     if not first:
         raise ResinfoError("no SPF result")
     result = first[0].lower()
     if "=" in result:
         raise ResinfoError(f"expected an SPF result, got {first[0]!r}")
     pairs: list[tuple[str, str]] = []
-    for tok in first[1:] + [t for s in segs[1:] for t in tokens(s.text)]:
+    for tok in first[1:] + rest:
         name, eq, val = tok.partition("=")
         if eq:
-            pairs.append((name.lower(), unquote(val)))
-    comment = "; ".join(c for s in segs for c in s.comments)
-    return ReceivedSpf(result, comment, tuple(pairs))
+            pairs.append((name.lower(), unquote(val) if '"' in val else val))
+    return ReceivedSpf(result, "; ".join(comments), tuple(pairs))
 
 
 def parse_forefront(value: str) -> tuple[tuple[str, str], ...]:
