@@ -12,8 +12,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis.authres import _read_stamp, _stamp
+from stopitd.analysis.authres import _library_reads_ours, _read_stamp, _results_header, _stamp
 from stopitd.analysis.headers import parse_fields, split_message
+from stopitd.analysis.resinfo import ResinfoError, parse_results_header, read_authserv_id
 
 ROOT = Path(__file__).resolve().parents[2]
 _KEYS = ("authentication-results", "arc-authentication-results")
@@ -81,3 +82,26 @@ def test_plain_id_stamp_is_partial_until_kept() -> None:
     f = header_field("Authentication-Results", b"", "mx.example.org; spf=pass smtp.mailfrom=a@b")
     assert _stamp(f, results=False).partial
     assert not _stamp(f, results=True).partial
+
+
+_NO_ID_PIECES = st.sampled_from(
+    ["spf=pass", "dkim=pass", "x=y", " 1", "1", " ", "\t", ";", "; ", "(c)", "(a (b))", "(",
+     ")", "none", "NONE", "nonexistent=pass", "i=1", "a", ".", "smtp.mailfrom=a@b",
+     "header.d=x", "reason=r", "=", "\u00a0", "action=none"]
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_NO_ID_PIECES, max_size=14).map("".join))
+def test_stamps_without_authserv_id_are_ours_whatever_authres_reads(value: str) -> None:
+    try:
+        authserv_id, instance = read_authserv_id(value)
+    except ResinfoError:
+        return
+    if _library_reads_ours(value, authserv_id, instance):
+        assert _results_header(value, arc=False) == parse_results_header(value)
+
+
+def test_microsoft_stamp_is_decided_without_authres() -> None:
+    value = "spf=pass (sender IP is 192.0.2.1) smtp.mailfrom=a.example; dkim=none (no sig)"
+    assert _read_stamp("authentication-results", value, quick=True).partial

@@ -32,6 +32,8 @@ def _matches(authserv_id: str, patterns: Iterable[str]) -> bool:
 
 def trusted_by(authserv_id: str, policy: TrustPolicy) -> str:
     """Who vouches for this authserv-id: "config", a provider name, or "" (nobody)."""
+    if not policy.trusted_authserv_ids and not policy.providers:
+        return ""  # the default policy: nobody, whatever the id
     if not authserv_id:
         return next(
             (p for p in policy.providers if p in PROFILES and PROFILES[p].stamps_without_id),
