@@ -287,14 +287,22 @@ def commit_counter(worker: Worker) -> list[int]:
 
 def test_a_batch_is_saved_in_one_transaction(spool: Spool, store_url: str) -> None:
     ids = [spool.put(report_message(30 + n), ENVELOPE) for n in range(6)]
-    worker = batch_worker(spool, store_url)
+    saved = drain_in_one_commit(batch_worker(spool, store_url), spool, store_url, ids)
+    assert [e["spool_id"] for e in saved] == ids
+
+
+def drain_in_one_commit(
+    worker: Worker, spool: Spool, store_url: str, ids: list[str]
+) -> list[dict[str, Any]]:
+    """Drain the spool with WORKER; assert it took one commit, stored every entry of IDS and
+    emptied the spool; return the report_saved log events."""
     commits = commit_counter(worker)
     with capture_logs() as logs:
         worker.drain(spool.pending(), EventSignals())
     assert commits == [1]
     assert spool_ids_in_store(store_url) == sorted(ids)
     assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
-    assert [e["spool_id"] for e in logs if e["event"] == "report_saved"] == ids
+    return [e for e in logs if e["event"] == "report_saved"]
 
 
 def test_a_poisoned_entry_in_a_batch_fails_alone(spool: Spool, store_url: str) -> None:
@@ -537,13 +545,7 @@ def test_the_batch_path_files_a_batch_in_one_transaction(spool: Spool, store_url
         save_reports=batch.save_reports,
         after_saves=outbound.on_reports_saved,
     )
-    commits = commit_counter(worker)
-    with capture_logs() as logs:
-        worker.drain(spool.pending(), EventSignals())
-    assert commits == [1]
-    assert spool_ids_in_store(store_url) == sorted(ids)
-    assert os.listdir(spool.new) == [] and os.listdir(spool.cur) == []
-    saved = [e for e in logs if e["event"] == "report_saved"]
+    saved = drain_in_one_commit(worker, spool, store_url, ids)
     assert [e["spool_id"] for e in saved] == ids
     # three originals, each reported twice: the copies join the case of the first
     assert len({e["case_id"] for e in saved}) == 3
