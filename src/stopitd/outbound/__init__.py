@@ -48,6 +48,23 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
+class Decided:
+    """What a report calls for that needs no look-up in the store, decided once per report:
+    the office the routing rules pick (None: no rule matched) and the plain refusal of an
+    acknowledgement (None: the store decides)."""
+
+    office: str | None
+    refusal: NoReply | None
+
+
+def decide(raw: bytes, analysis: Analysis, envelope: Envelope, settings: Settings) -> Decided:
+    return Decided(
+        office=choose_office(analysis, envelope, settings),
+        refusal=plain_refusal(raw, reporter_address(envelope), settings),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class AfterSave:
     """What ``on_report_saved`` queued: the acknowledgement's outbox id or why none."""
 
@@ -65,21 +82,23 @@ def on_report_saved(
     envelope: Envelope,
     settings: Settings,
     now: datetime | None = None,
+    decided: Decided | None = None,
 ) -> AfterSave:
     """Queue what a newly saved report calls for, in the caller's transaction.
 
     Call it after ``save_report`` for every report, new case or not: it acknowledges each
     reporter once per case (RFC 3834 rules, daily cap), is idempotent on ``spool_id``,
-    and routes a case that has no office yet by the ``[routing] rules``.
+    and routes a case that has no office yet by the ``[routing] rules``. ``decided`` is
+    ``decide()`` of this report when the caller has it already.
     """
     now = now or datetime.now(UTC)
     try:
         with session.begin_nested():
+            decided = decided or decide(raw, analysis, envelope, settings)
             office = auto_route(
                 session,
                 case_id=case_id,
-                analysis=analysis,
-                envelope=envelope,
+                office=decided.office,
                 settings=settings,
                 now=now,
             )
@@ -90,6 +109,7 @@ def on_report_saved(
                 raw=raw,
                 analysis=analysis,
                 envelope=envelope,
+                plain=decided.refusal,
                 settings=settings,
                 now=now,
             )
@@ -131,10 +151,12 @@ def on_reports_saved(
     now = now or datetime.now(UTC)
     skipped = []
     for filing, filed in saved:
-        why = _plain_skip(filing, filed, settings)
-        if why is not None:
-            skipped.append(skipped_event(filed.case_id, filing.spool_id, why, now))
-            continue
+        decided = None
+        if filed.fresh:  # filed before: on_report_saved finds its earlier decision
+            decided = decide(filing.raw, filing.analysis, filing.envelope, settings)
+            if decided.office is None and decided.refusal is not None:
+                skipped.append(skipped_event(filed.case_id, filing.spool_id, decided.refusal, now))
+                continue
         on_report_saved(
             session,
             case_id=filed.case_id,
@@ -144,14 +166,7 @@ def on_reports_saved(
             envelope=filing.envelope,
             settings=settings,
             now=now,
+            decided=decided,
         )
     if skipped:
         session.execute(insert(Event), skipped)
-
-
-def _plain_skip(filing: Filing, filed: Filed, settings: Settings) -> NoReply | None:
-    """Why a report filed just now gets no acknowledgement, when that needs no look-up
-    and no routing rule matches it (else None: ``on_report_saved`` decides)."""
-    if not filed.fresh or choose_office(filing.analysis, filing.envelope, settings) is not None:
-        return None
-    return plain_refusal(filing.raw, reporter_address(filing.envelope), settings)

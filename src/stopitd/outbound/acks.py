@@ -86,10 +86,13 @@ def acknowledge(
     raw: bytes,
     analysis: Analysis,
     envelope: Envelope,
+    plain: NoReply | None,
     settings: Settings,
     now: datetime,
 ) -> NoReply | int:
     """Queue the acknowledgement for one saved report; return the outbox id, or why not.
+
+    ``plain`` is ``plain_refusal`` of the report, decided by the caller (once per report).
 
     Idempotent on the spool id (saving a report again decides nothing again), and one
     acknowledgement per reporter and case (a follow-up from the same reporter gets none).
@@ -97,7 +100,7 @@ def acknowledge(
     if outbox.already_answered(session, case_id, spool_id):
         return NoReply.ALREADY_DECIDED
     reporter = reporter_address(envelope)
-    why = _refusal(session, case_id, raw, reporter, settings, now)
+    why = plain if plain is not None else _refusal(session, case_id, reporter, settings, now)
     if why is not None:
         session.add(Event(**skipped_event(case_id, spool_id, why, now)))
         return why
@@ -141,11 +144,9 @@ def reporter_address(envelope: Envelope) -> str:
 
 
 def _refusal(
-    session: Session, case_id: int, raw: bytes, reporter: str, settings: Settings, now: datetime
+    session: Session, case_id: int, reporter: str, settings: Settings, now: datetime
 ) -> NoReply | None:
-    why = plain_refusal(raw, reporter, settings)
-    if why is not None:
-        return why
+    """The reasons not to acknowledge that the store holds (the plain ones are decided)."""
     if outbox.acknowledged(session, case_id, reporter):
         return NoReply.ALREADY_ACKNOWLEDGED
     since = now - timedelta(days=1)

@@ -163,12 +163,12 @@ def auto_route(
     session: Session,
     *,
     case_id: int,
-    analysis: Analysis,
-    envelope: Envelope,
+    office: str | None,
     settings: Settings,
     now: datetime,
 ) -> str | None:
-    """Route a new case by the rule table: set its office, log it, mail the office."""
+    """Route a new case to ``office`` (``choose_office``'s pick for its report, None when
+    no rule matched): set its office, log it, mail the office."""
     case = session.get(Case, case_id)
     if case is None or case.office is not None:
         return None
@@ -179,7 +179,6 @@ def auto_route(
     )
     if already is not None:
         return None
-    office = choose_office(analysis, envelope, settings)
     if office is None:
         return None
     case.office = office
