@@ -698,7 +698,12 @@ def test_started_as_root_binds_then_runs_as_the_service_user() -> None:
             code, reply = send(d, report_message(300))
             assert code == 250, reply
             spool_id = queued_id(reply)
-            wait_until(lambda: spool_id in d.reports(), 60, "the case")
+            # Wait on the spool, not the store: this test runs as root, and a root reader
+            # opening the SQLite file before the worker first has would create root-owned
+            # -wal/-shm files that the service user's worker then cannot write.
+            queue = [state / "spool" / "new", state / "spool" / "cur"]
+            wait_until(lambda: not any(os.listdir(q) for q in queue), 60, "the spool to drain")
+            assert spool_id in d.reports()
             for path in [state / "stopitd.db", *state.glob("stopitd.db-*")]:
                 st = path.stat()
                 assert stat.S_IMODE(st.st_mode) == 0o600, path
