@@ -156,6 +156,56 @@ def time_in_process(files: list[str]) -> tuple[float, float]:
     return seconds, cpu
 
 
+# --- by fixture folder ------------------------------------------------------------------
+
+GROUP_MESSAGES = 400  # per folder: enough passes for a steady CPU-time figure
+
+
+def folder_of(path: str) -> str:
+    """The fixture folder a path (relative to the checkout) sits in: "received", ..."""
+    parts = Path(path).parts
+    return parts[1] if len(parts) > 2 and parts[0] == "fixtures" else "(other)"
+
+
+def by_folder(unique: list[str], timeout: float) -> tuple[list[Row], list[dict[str, Any]]]:
+    """Both sides' CPU ms/message over each fixture folder on its own: the ratio by
+    message shape (the trimmed test fixtures of forwarded/ and received/ against the
+    full-size mail of delivered/)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for path in unique:
+        groups[folder_of(path)].append(path)
+    rows: list[Row] = []
+    found: list[dict[str, Any]] = []
+    for name, paths in sorted(groups.items()):
+        repeat = max(1, math.ceil(GROUP_MESSAGES / len(paths)))
+        files = paths * repeat
+        _, cpu = time_in_process(files)
+        sa = time_spamassassin(files, repeat, timeout)
+        ms = cpu / len(files) * 1000
+        sa_ms = sa["cpu_seconds"] / len(files) * 1000
+        size = sum(os.path.getsize(ROOT / p) for p in paths) / len(paths)
+        found.append(
+            {
+                "folder": name,
+                "files": len(paths),
+                "mean_bytes": size,
+                "stopitd_cpu_ms": ms,
+                "spamassassin_cpu_ms": sa_ms,
+                "ratio": sa_ms / ms,
+            }
+        )
+        rows.append(
+            Row(
+                "analysis",
+                f"SA / stopitd, CPU time, {name}/",
+                fmt(sa_ms / ms, 2) + "x",
+                note=f"{len(paths)} files of {size / 1024:.1f} KB on average: SA {fmt(sa_ms, 3)} "
+                f"ms, stopitd {fmt(ms, 3)} ms per message",
+            )
+        )
+    return rows, found
+
+
 # --- instructions (callgrind) --------------------------------------------------------------
 
 CALLGRIND_TOTAL = re.compile(r"^==\d+== Collected : (\d+)\s*$", re.MULTILINE)
@@ -412,6 +462,9 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
             note=f"forwards searched; {report_originals} originals in {n} files",
         ),
     ]
+    progress("analysis: by fixture folder")
+    folder_rows, folders = by_folder(files[:unique], args.timeout)
+    rows.extend(folder_rows)
     prof: dict[str, Any] | None = None
     if args.profile:
         progress("analysis: profiling with pyinstrument")
@@ -445,6 +498,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
         "ratio": ratio,
         "cpu_ratio": cpu_ratio,
         "load_average": [load_before, load_after],
+        "by_folder": folders,
         "profile": prof,
         "rows": rows_json(rows),
     }
