@@ -185,7 +185,8 @@ def _parse_date(text: str) -> datetime | None:
     text = text.strip()
     if not text or not any(c.isdigit() for c in text):
         return None
-    return parse_date(_FRACTION.sub(r"\1", text))
+    # the fraction needs a ".": without one, no scan (a long hostile zone costs nothing)
+    return parse_date(_FRACTION.sub(r"\1", text) if "." in text else text)
 
 
 def _rfc_datetime(
