@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from stopitd.analysis import ipaddr
 from stopitd.analysis.fields import parse_date
-from stopitd.analysis.model import Hop, HopStatus
+from stopitd.analysis.model import Hop, HopStatus, IpClass
 
 _MAX_PARSED = 4096
 _DATE_TAIL = 400
@@ -138,6 +138,25 @@ class _Conn(NamedTuple):
 
 
 _NONE = _Conn()
+
+
+class HopParts(NamedTuple):
+    """A Hop's fields as its header gives them, before the trust walk labels it: the walk
+    builds each (frozen, slotted) Hop once, with its trust and delay, from these."""
+
+    raw: str
+    status: HopStatus
+    ip: str = ""
+    ip_class: IpClass = IpClass.NONE
+    rdns: str = ""
+    helo: str = ""
+    by: str = ""
+    with_: str = ""
+    id: str = ""
+    for_: str = ""
+    envelope_from: str = ""
+    date: datetime | None = None
+    auth: str = ""
 
 
 def _collapse(text: str) -> str:
@@ -562,6 +581,11 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
     """One Received header value (unfolded) -> one Hop. Never raises on any input.
 
     ``fast=False`` reads every line the general way (the tests compare the two)."""
+    return Hop(*read_received(value, fast=fast))
+
+
+def read_received(value: str, *, fast: bool = True) -> HopParts:
+    """``parse_received``'s fields, not yet a Hop (``trust.walk`` makes the Hop)."""
     text, date = _split_date(value)
     text = text.replace(")by ", ") by ")
     low = text[:6].lower()
@@ -619,20 +643,9 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
     status = _status(conn, n_items, has_group, text, with_, by)
     if not has_group and not conn.ip:
         status = HopStatus.SKIPPED  # "from name by host ...": a hand-over without an address
-    return Hop(
-        raw=value,
-        status=status,
-        ip=conn.ip,
-        ip_class=ipaddr.classify_normal(conn.ip),
-        rdns=conn.rdns,
-        helo=conn.helo if conn.form else helo_word,
-        by=by,
-        with_=with_,
-        id=fields[0],
-        for_=fields[1],
-        envelope_from=fields[2],
-        date=date,
-        auth=auth,
+    return HopParts(
+        value, status, conn.ip, ipaddr.classify_normal(conn.ip), conn.rdns,
+        conn.helo if conn.form else helo_word, by, with_, *fields, date, auth,
     )
 
 
@@ -775,14 +788,14 @@ def _common(text: str, after_by: str) -> tuple[str, str, str]:
     return ident, rcpt, env
 
 
-def _other(value: str, text: str, date: datetime | None) -> Hop:
+def _other(value: str, text: str, date: datetime | None) -> HopParts:
     """Lines that do not start with ``from``: ``by``-only, qmail ``invoked by``, ..."""
     cut = _top_level_by(text)
     after_by = text[cut:] if cut >= 0 else ""
     with_ = _protocol(after_by, text)
     ident, rcpt, env = _common(text, after_by)
     by = _by_host(after_by)
-    return Hop(
+    return HopParts(
         raw=value,
         status=HopStatus.SKIPPED if (by or text.startswith("(")) else HopStatus.UNPARSEABLE,
         by=by,
@@ -795,4 +808,4 @@ def _other(value: str, text: str, date: datetime | None) -> Hop:
     )
 
 
-__all__ = ["parse_received"]
+__all__ = ["HopParts", "parse_received", "read_received"]
