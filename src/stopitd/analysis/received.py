@@ -95,6 +95,16 @@ _HELO_WORD = re.compile(r"(?:^|\s)(?:HELO|EHLO)\s+([^\s()]*)")
 _COMMON_FROM = re.compile(
     r"([^\s()]+) \(([^\s()\[\]]+) \[([^\s()\[\]]+)\]\)((?: \((?:[^()]|\([^()]*\))*\))*) (?=by\s)"
 )
+# The common after-by part, "by host (mta) with proto id ident for <rcpt>", read in one
+# match: what _by_host, _protocol and _common's first searches find, as each takes the
+# first keyword there and none can sit earlier: a host named like a keyword, a "Microsoft"
+# or "for" protocol word and a "for" id do not match (the general reading decides them).
+# "id" and "for" may be missing (or written otherwise): then they are searched for.
+_TAIL = re.compile(
+    r"by (?!(?i:with|via|id|for|uid) )([0-9A-Za-z._:-]+)( \([^\s()]+\))?"
+    r" with (?!(?i:microsoft|for)(?![^\s;()]))([^\s;()]+)"
+    r"(?: id (?!(?i:for)(?![^\s<>;]))([^\s<>;]{3,}))?(?: for <([^\s<>;()]+)>)?"
+)
 # Exchange's "from host (ip) by ...": a bare address alone in the one comment.
 _BARE_FROM = re.compile(r"([^\s()\[]+) \(([0-9A-Fa-f:.]+)\) (?=by\s)")
 # Exim's and qmail's "from host ([ip]) by ...": a bracketed address alone in the comment.
@@ -599,12 +609,26 @@ def read_received(value: str, *, fast: bool = True) -> HopParts:
     if common is not None:  # the usual "from helo (rdns [ip]) by ..."
         conn, cut, n_items = common
         after_by = body[cut:]
-        by = _by_host(after_by)
-        with_ = _protocol(after_by, text)
-        if _sendmail(after_by, text):
+        tail = _TAIL.match(after_by)
+        if tail is not None:
+            by, mta, with_, ident, rcpt = tail.groups()
+            if ident is None:
+                ident = _ident(text, after_by)
+            if rcpt is None:
+                rcpt = _rcpt(after_by)
+            sendmail = mta is not None and " (Postfix) with" not in text
+        else:
+            by = _by_host(after_by)
+            with_ = _protocol(after_by, text)
+            ident, rcpt = _ident(text, after_by), _rcpt(after_by)
+            sendmail = _sendmail(after_by, text)
+        if sendmail:
             conn = _Conn(conn.ip, _clean_rdns(conn.rdns), conn.helo, conn.form)
-        has_group = True
-        helo_word = conn.helo
+        return HopParts(
+            value, _status(conn, n_items, True, text, with_, by), conn.ip,
+            ipaddr.classify_normal(conn.ip), conn.rdns, conn.helo, by, with_, ident, rcpt,
+            _envelope_from(text), date, _auth(text, with_, bool(by)),
+        )
     elif fast and low[0] == "f" and (bare := _bare_from(body, text)) is not None:
         conn, cut = bare  # Exchange's "from host (ip) by ..."
         after_by = body[cut:]
@@ -634,7 +658,7 @@ def read_received(value: str, *, fast: bool = True) -> HopParts:
         n_items = len(items)
         has_group = any(i.group for i in items)
         helo_word = items[0].text if items and not items[0].group else ""
-    fields = _common(text, after_by)
+    ident, rcpt = _ident(text, after_by), _rcpt(after_by)
     auth = _auth(text, with_, bool(by))
     if not conn.ip and by and has_group:  # last resort: any [ip] in the line
         ip = _any_bracket_ip(text)
@@ -645,7 +669,8 @@ def read_received(value: str, *, fast: bool = True) -> HopParts:
         status = HopStatus.SKIPPED  # "from name by host ...": a hand-over without an address
     return HopParts(
         value, status, conn.ip, ipaddr.classify_normal(conn.ip), conn.rdns,
-        conn.helo if conn.form else helo_word, by, with_, *fields, date, auth,
+        conn.helo if conn.form else helo_word, by, with_, ident, rcpt, _envelope_from(text),
+        date, auth,
     )
 
 
@@ -776,16 +801,20 @@ def _by_host(after_by: str) -> str:
     return host
 
 
-def _common(text: str, after_by: str) -> tuple[str, str, str]:
-    """(id, for, envelope_from) of the line."""
+def _ident(text: str, after_by: str) -> str:
     m = _ID_AFTER_BY.search(after_by) or _ID.search(text)
-    ident = m.group(1) if m else ""
+    return m.group(1) if m else ""
+
+
+def _rcpt(after_by: str) -> str:
     m = _FOR.search(after_by)
-    rcpt = m.group(1).strip("<>") if m else ""
+    return m.group(1).strip("<>") if m else ""
+
+
+def _envelope_from(text: str) -> str:
     low = text.lower()
     m = _ENV_FROM.search(text) if ("envelope-" in low or "return-path" in low) else None
-    env = m.group(1) if m else ""
-    return ident, rcpt, env
+    return m.group(1) if m else ""
 
 
 def _other(value: str, text: str, date: datetime | None) -> HopParts:
@@ -793,7 +822,7 @@ def _other(value: str, text: str, date: datetime | None) -> HopParts:
     cut = _top_level_by(text)
     after_by = text[cut:] if cut >= 0 else ""
     with_ = _protocol(after_by, text)
-    ident, rcpt, env = _common(text, after_by)
+    ident, rcpt, env = _ident(text, after_by), _rcpt(after_by), _envelope_from(text)
     by = _by_host(after_by)
     return HopParts(
         raw=value,
