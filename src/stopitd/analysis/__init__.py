@@ -27,7 +27,7 @@ def _analyze_original(original: Original, policy: Policy) -> Original:
     else:
         header_block, _ = split_message(original.raw)
         fields = parse_fields(header_block, policy.limits.max_headers)
-    hops = tuple(received.parse_received(f.value) for f in fields if f.key == "received")
+    hops = [received.read_received(f.value) for f in fields if f.key == "received"]
     walk = trust.walk(hops, fields, policy.trust)
     recorded = authres.read_recorded(fields, walk, policy.trust)
     estimate = source.estimate(original, walk, recorded, None, policy.trust, fields)

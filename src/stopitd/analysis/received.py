@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from stopitd.analysis import ipaddr
 from stopitd.analysis.fields import parse_date
-from stopitd.analysis.model import Hop, HopStatus
+from stopitd.analysis.model import Hop, HopStatus, IpClass
 
 _MAX_PARSED = 4096
 _DATE_TAIL = 400
@@ -95,6 +95,16 @@ _HELO_WORD = re.compile(r"(?:^|\s)(?:HELO|EHLO)\s+([^\s()]*)")
 _COMMON_FROM = re.compile(
     r"([^\s()]+) \(([^\s()\[\]]+) \[([^\s()\[\]]+)\]\)((?: \((?:[^()]|\([^()]*\))*\))*) (?=by\s)"
 )
+# The common after-by part, "by host (mta) with proto id ident for <rcpt>", read in one
+# match: what _by_host, _protocol and _common's first searches find, as each takes the
+# first keyword there and none can sit earlier: a host named like a keyword, a "Microsoft"
+# or "for" protocol word and a "for" id do not match (the general reading decides them).
+# "id" and "for" may be missing (or written otherwise): then they are searched for.
+_TAIL = re.compile(
+    r"by (?!(?i:with|via|id|for|uid) )([0-9A-Za-z._:-]+)( \([^\s()]+\))?"
+    r" with (?!(?i:microsoft|for)(?![^\s;()]))([^\s;()]+)"
+    r"(?: id (?!(?i:for)(?![^\s<>;]))([^\s<>;]{3,}))?(?: for <([^\s<>;()]+)>)?"
+)
 # Exchange's "from host (ip) by ...": a bare address alone in the one comment.
 _BARE_FROM = re.compile(r"([^\s()\[]+) \(([0-9A-Fa-f:.]+)\) (?=by\s)")
 # Exim's and qmail's "from host ([ip]) by ...": a bracketed address alone in the comment.
@@ -138,6 +148,25 @@ class _Conn(NamedTuple):
 
 
 _NONE = _Conn()
+
+
+class HopParts(NamedTuple):
+    """A Hop's fields as its header gives them, before the trust walk labels it: the walk
+    builds each (frozen, slotted) Hop once, with its trust and delay, from these."""
+
+    raw: str
+    status: HopStatus
+    ip: str = ""
+    ip_class: IpClass = IpClass.NONE
+    rdns: str = ""
+    helo: str = ""
+    by: str = ""
+    with_: str = ""
+    id: str = ""
+    for_: str = ""
+    envelope_from: str = ""
+    date: datetime | None = None
+    auth: str = ""
 
 
 def _collapse(text: str) -> str:
@@ -185,7 +214,8 @@ def _parse_date(text: str) -> datetime | None:
     text = text.strip()
     if not text or not any(c.isdigit() for c in text):
         return None
-    return parse_date(_FRACTION.sub(r"\1", text))
+    # the fraction needs a ".": without one, no scan (a long hostile zone costs nothing)
+    return parse_date(_FRACTION.sub(r"\1", text) if "." in text else text)
 
 
 def _rfc_datetime(
@@ -561,6 +591,11 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
     """One Received header value (unfolded) -> one Hop. Never raises on any input.
 
     ``fast=False`` reads every line the general way (the tests compare the two)."""
+    return Hop(*read_received(value, fast=fast))
+
+
+def read_received(value: str, *, fast: bool = True) -> HopParts:
+    """``parse_received``'s fields, not yet a Hop (``trust.walk`` makes the Hop)."""
     text, date = _split_date(value)
     text = text.replace(")by ", ") by ")
     low = text[:6].lower()
@@ -574,12 +609,26 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
     if common is not None:  # the usual "from helo (rdns [ip]) by ..."
         conn, cut, n_items = common
         after_by = body[cut:]
-        by = _by_host(after_by)
-        with_ = _protocol(after_by, text)
-        if _sendmail(after_by, text):
+        tail = _TAIL.match(after_by)
+        if tail is not None:
+            by, mta, with_, ident, rcpt = tail.groups()
+            if ident is None:
+                ident = _ident(text, after_by)
+            if rcpt is None:
+                rcpt = _rcpt(after_by)
+            sendmail = mta is not None and " (Postfix) with" not in text
+        else:
+            by = _by_host(after_by)
+            with_ = _protocol(after_by, text)
+            ident, rcpt = _ident(text, after_by), _rcpt(after_by)
+            sendmail = _sendmail(after_by, text)
+        if sendmail:
             conn = _Conn(conn.ip, _clean_rdns(conn.rdns), conn.helo, conn.form)
-        has_group = True
-        helo_word = conn.helo
+        return HopParts(
+            value, _status(conn, n_items, True, text, with_, by), conn.ip,
+            ipaddr.classify_normal(conn.ip), conn.rdns, conn.helo, by, with_, ident, rcpt,
+            _envelope_from(text), date, _auth(text, with_, bool(by)),
+        )
     elif fast and low[0] == "f" and (bare := _bare_from(body, text)) is not None:
         conn, cut = bare  # Exchange's "from host (ip) by ..."
         after_by = body[cut:]
@@ -609,7 +658,7 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
         n_items = len(items)
         has_group = any(i.group for i in items)
         helo_word = items[0].text if items and not items[0].group else ""
-    fields = _common(text, after_by)
+    ident, rcpt = _ident(text, after_by), _rcpt(after_by)
     auth = _auth(text, with_, bool(by))
     if not conn.ip and by and has_group:  # last resort: any [ip] in the line
         ip = _any_bracket_ip(text)
@@ -618,20 +667,10 @@ def parse_received(value: str, *, fast: bool = True) -> Hop:
     status = _status(conn, n_items, has_group, text, with_, by)
     if not has_group and not conn.ip:
         status = HopStatus.SKIPPED  # "from name by host ...": a hand-over without an address
-    return Hop(
-        raw=value,
-        status=status,
-        ip=conn.ip,
-        ip_class=ipaddr.classify_normal(conn.ip),
-        rdns=conn.rdns,
-        helo=conn.helo if conn.form else helo_word,
-        by=by,
-        with_=with_,
-        id=fields[0],
-        for_=fields[1],
-        envelope_from=fields[2],
-        date=date,
-        auth=auth,
+    return HopParts(
+        value, status, conn.ip, ipaddr.classify_normal(conn.ip), conn.rdns,
+        conn.helo if conn.form else helo_word, by, with_, ident, rcpt, _envelope_from(text),
+        date, auth,
     )
 
 
@@ -762,26 +801,30 @@ def _by_host(after_by: str) -> str:
     return host
 
 
-def _common(text: str, after_by: str) -> tuple[str, str, str]:
-    """(id, for, envelope_from) of the line."""
+def _ident(text: str, after_by: str) -> str:
     m = _ID_AFTER_BY.search(after_by) or _ID.search(text)
-    ident = m.group(1) if m else ""
+    return m.group(1) if m else ""
+
+
+def _rcpt(after_by: str) -> str:
     m = _FOR.search(after_by)
-    rcpt = m.group(1).strip("<>") if m else ""
+    return m.group(1).strip("<>") if m else ""
+
+
+def _envelope_from(text: str) -> str:
     low = text.lower()
     m = _ENV_FROM.search(text) if ("envelope-" in low or "return-path" in low) else None
-    env = m.group(1) if m else ""
-    return ident, rcpt, env
+    return m.group(1) if m else ""
 
 
-def _other(value: str, text: str, date: datetime | None) -> Hop:
+def _other(value: str, text: str, date: datetime | None) -> HopParts:
     """Lines that do not start with ``from``: ``by``-only, qmail ``invoked by``, ..."""
     cut = _top_level_by(text)
     after_by = text[cut:] if cut >= 0 else ""
     with_ = _protocol(after_by, text)
-    ident, rcpt, env = _common(text, after_by)
+    ident, rcpt, env = _ident(text, after_by), _rcpt(after_by), _envelope_from(text)
     by = _by_host(after_by)
-    return Hop(
+    return HopParts(
         raw=value,
         status=HopStatus.SKIPPED if (by or text.startswith("(")) else HopStatus.UNPARSEABLE,
         by=by,
@@ -794,4 +837,4 @@ def _other(value: str, text: str, date: datetime | None) -> Hop:
     )
 
 
-__all__ = ["parse_received"]
+__all__ = ["HopParts", "parse_received", "read_received"]

@@ -24,6 +24,11 @@ from stopitd.analysis.ipaddr import Network
 from stopitd.analysis.model import Finding, Hop, HopStatus, IpClass, Mode, Reason, Trust
 from stopitd.analysis.policy import TrustPolicy
 from stopitd.analysis.providers import Provider
+from stopitd.analysis.received import HopParts
+
+# A hop as the walk reads it: a Hop, or the parts of one straight from the parser (then
+# the walk builds the Hop once, labelled, instead of relabelling a copy).
+AnyHop = Hop | HopParts
 
 CLOCK_SKEW = timedelta(minutes=10)
 _FETCH_PROTOCOLS = ("POP", "IMAP")
@@ -74,15 +79,15 @@ def _compile(policy: TrustPolicy) -> _Compiled:
     )
 
 
-def is_fetch(hop: Hop) -> bool:
+def is_fetch(hop: AnyHop) -> bool:
     return hop.with_.upper().startswith(_FETCH_PROTOCOLS)
 
 
-def _non_public(hop: Hop) -> bool:
+def _non_public(hop: AnyHop) -> bool:
     return hop.ip_class is not IpClass.PUBLIC
 
 
-def _self_hop(hop: Hop) -> bool:
+def _self_hop(hop: AnyHop) -> bool:
     """Loopback, or a link-local address of the receiving host itself (Exchange ``mapi``)."""
     if hop.ip_class is IpClass.LOOPBACK:
         return True
@@ -92,7 +97,7 @@ def _self_hop(hop: Hop) -> bool:
     return False
 
 
-def _ours(hop: Hop, c: _Compiled) -> bool:
+def _ours(hop: AnyHop, c: _Compiled) -> bool:
     """The hop's sender is one of our own systems."""
     if hop.ip and ipaddr.in_networks(hop.ip, c.trusted + c.msa):
         return True
@@ -101,7 +106,7 @@ def _ours(hop: Hop, c: _Compiled) -> bool:
     return _non_public(hop) and providers.host_in(hop.helo, c.hosts)
 
 
-def sender_of(hop: Hop, p: Provider) -> bool:
+def sender_of(hop: AnyHop, p: Provider) -> bool:
     """The hop's sender is one of the provider's own servers."""
     if hop.ip and providers.owns_ip(p, hop.ip):
         return True
@@ -110,7 +115,7 @@ def sender_of(hop: Hop, p: Provider) -> bool:
     return (not hop.ip or _non_public(hop)) and providers.host_in(hop.helo, p.host_suffixes)
 
 
-def identify(hop: Hop, provs: tuple[Provider, ...]) -> Provider | None:
+def identify(hop: AnyHop, provs: tuple[Provider, ...]) -> Provider | None:
     """The provider the hop's sender belongs to, by its address or its recorded rDNS."""
     for p in provs:
         if hop.ip and providers.owns_ip(p, hop.ip):
@@ -121,7 +126,9 @@ def identify(hop: Hop, provs: tuple[Provider, ...]) -> Provider | None:
     return None
 
 
-def _own_provider(hops: Sequence[Hop], start: int, provs: tuple[Provider, ...]) -> Provider | None:
+def _own_provider(
+    hops: Sequence[AnyHop], start: int, provs: tuple[Provider, ...]
+) -> Provider | None:
     """The provider our mailbox sits at: the one that owns the top receiver."""
     for hop in hops[start:]:
         if hop.by:
@@ -154,7 +161,7 @@ def _compiled(policy: TrustPolicy) -> _Compiled:
     return c
 
 
-def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) -> Walk:
+def walk(hops: Sequence[AnyHop], fields: list[HeaderField], policy: TrustPolicy) -> Walk:
     """Label every hop and find the hand-off. Empty policy: only the top receiver is trusted."""
     del fields  # reserved: trace headers other than Received
     c = _compiled(policy)
@@ -226,7 +233,7 @@ def walk(hops: Sequence[Hop], fields: list[HeaderField], policy: TrustPolicy) ->
     )
 
 
-def _submission(st: _State, i: int, hop: Hop, why: Why) -> None:
+def _submission(st: _State, i: int, hop: AnyHop, why: Why) -> None:
     st.boundary = st.origin = i
     st.labels[i] = Trust.BOUNDARY
     st.mode = Mode.SUBMISSION
@@ -253,7 +260,7 @@ def _submission(st: _State, i: int, hop: Hop, why: Why) -> None:
         ))
 
 
-def _ran_out(hops: Sequence[Hop], st: _State, last: int | None, why: Why) -> None:
+def _ran_out(hops: Sequence[AnyHop], st: _State, last: int | None, why: Why) -> None:
     """Every parsed hop was trusted: the message started inside (or at our provider)."""
     if last is None:
         st.reasons.append(Reason("no-relay", "No Received header names a connecting address."))
@@ -278,7 +285,7 @@ def _ran_out(hops: Sequence[Hop], st: _State, last: int | None, why: Why) -> Non
         ))
 
 
-def _consistent(upper: Hop, lower: Hop, p: Provider) -> bool:
+def _consistent(upper: AnyHop, lower: AnyHop, p: Provider) -> bool:
     """Does ``lower`` look recorded by the server that sent ``upper`` (names and times)?"""
     names = {n.lower().rstrip(".") for n in (upper.rdns, upper.helo) if n}
     by = lower.by.lower().rstrip(".")
@@ -292,7 +299,7 @@ def _consistent(upper: Hop, lower: Hop, p: Provider) -> bool:
     return True
 
 
-def _deeper(hops: Sequence[Hop], st: _State, b: int, c: _Compiled) -> None:
+def _deeper(hops: Sequence[AnyHop], st: _State, b: int, c: _Compiled) -> None:
     """From the hand-off, read one provider's own hops (provider-attested)."""
     p = identify(hops[b], c.providers)
     if p is None:
@@ -338,18 +345,21 @@ def _deeper(hops: Sequence[Hop], st: _State, b: int, c: _Compiled) -> None:
     ))
 
 
-def _with_delays(hops: Sequence[Hop], labels: list[Trust]) -> tuple[Hop, ...]:
+def _with_delays(hops: Sequence[AnyHop], labels: list[Trust]) -> tuple[Hop, ...]:
     """Label each hop and give it the seconds since the nearest dated hop below it."""
-    out: list[Hop] = list(hops)
+    out: list[Hop] = []
     below: datetime | None = None  # annotated: mypyc (and a reader) cannot infer it
-    for i in range(len(hops) - 1, -1, -1):
-        hop = hops[i]
+    for hop, trust in zip(reversed(hops), reversed(labels), strict=True):  # bottom first
         delay: float | None = None
-        if hop.date is not None and below is not None:
-            delay = (hop.date - below).total_seconds()
         if hop.date is not None:
+            if below is not None:
+                delay = (hop.date - below).total_seconds()
             below = hop.date
-        out[i] = _relabel(hop, labels[i], delay)
+        if isinstance(hop, Hop):
+            out.append(_relabel(hop, trust, delay))
+        else:
+            out.append(Hop(*hop, trust, delay))
+    out.reverse()
     return tuple(out)
 
 
