@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import getaddresses, parsedate_to_datetime
 
 from stopitd.analysis.headers import HeaderField, decode_words, first_values
@@ -24,13 +24,18 @@ _PLAIN_DATE = re.compile(
 
 
 def _plain_date(m: re.Match[str]) -> datetime:
-    """What ``parsedate_to_datetime`` makes of a ``_PLAIN_DATE`` (raises as it does)."""
+    """What ``parsedate_to_datetime(...).astimezone(UTC)`` makes of a ``_PLAIN_DATE``
+    (raises as it does): built in UTC and shifted by the offset, without a timezone
+    object and a conversion (a third of the time)."""
     day, month, year, hh, mm, ss, sign, oh, om = m.groups()
-    offset = (int(oh) * 3600 + int(om) * 60) * (-1 if sign == "-" else 1)
-    zone = timezone(timedelta(seconds=offset))  # -0000 and +0000 alike: read as UTC
-    return datetime(
-        int(year), _MONTH_NUMBERS[month], int(day), int(hh), int(mm), int(ss), tzinfo=zone
-    )
+    dt = datetime(int(year), _MONTH_NUMBERS[month], int(day), int(hh), int(mm), int(ss), 0, UTC)
+    if oh == "00" and om == "00":
+        return dt  # -0000 and +0000 alike: read as UTC
+    offset = int(oh) * 3600 + int(om) * 60
+    if offset >= 86400:
+        raise ValueError("offset must be less than a day")  # as datetime.timezone says
+    # Overflow at year 9999 raises OverflowError, as astimezone does.
+    return dt - timedelta(0, offset) if sign == "+" else dt + timedelta(0, offset)
 
 
 def parse_date(value: str | None) -> datetime | None:
@@ -39,7 +44,9 @@ def parse_date(value: str | None) -> datetime | None:
         return None
     plain = _PLAIN_DATE.fullmatch(value)
     try:
-        dt = _plain_date(plain) if plain is not None else parsedate_to_datetime(value)
+        if plain is not None:
+            return _plain_date(plain)
+        dt = parsedate_to_datetime(value)
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=UTC)
         return dt.astimezone(UTC)
@@ -50,21 +57,24 @@ def parse_date(value: str | None) -> datetime | None:
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDR = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 # The common shapes: ``addr``, ``<addr>``, ``Name Words <addr>``, ``"Quoted" <addr>``.
-# Anything else (comments, groups, lists, escapes, non-ASCII) goes to the stdlib.
-_SIMPLE_ADDRESS = re.compile(
+# Anything else (comments, groups, lists, escapes, non-ASCII) goes to the stdlib. The bare
+# shape has a pattern of its own: it is tried alone on values without "<" (the other
+# shapes need one), which skips the failing tries of the name alternatives.
+_BRACKETED_ADDRESS = re.compile(
     rf'[ \t]*(?:({_ATOM}(?:[ \t]+{_ATOM})*)|"([^"\\\r\n]*)")?[ \t]*<({_ADDR})>[ \t]*'
-    rf"|[ \t]*({_ADDR})[ \t]*"
 )
+_BARE_ADDRESS_ONLY = re.compile(rf"[ \t]*({_ADDR})[ \t]*")
 
 
 def _simple_address(value: str) -> tuple[str, str] | None:
     """(name, address) as ``getaddresses`` reads the common shapes; None for the rest."""
-    m = _SIMPLE_ADDRESS.fullmatch(value)
+    if "<" not in value:
+        bare = _BARE_ADDRESS_ONLY.fullmatch(value)
+        return None if bare is None else ("", bare.group(1))
+    m = _BRACKETED_ADDRESS.fullmatch(value)
     if m is None:
         return None
-    atoms, quoted, bracketed, bare = m.groups()
-    if bare is not None:
-        return "", bare
+    atoms, quoted, bracketed = m.groups()
     if atoms is not None:
         return " ".join(atoms.split()), bracketed
     return quoted or "", bracketed
@@ -93,8 +103,8 @@ def parse_addresses(value: str | None) -> tuple[Address, ...]:
     pairs = [simple] if simple is not None else _getaddresses(value)
     out = []
     for name, addr in pairs:
-        if addr or name:
-            out.append(Address(decode_words(name), addr))
+        if addr or name:  # "=?" checked here: most names have no encoded word, a call saved
+            out.append(Address(decode_words(name) if "=?" in name else name, addr))
     return tuple(out)
 
 
@@ -131,10 +141,11 @@ def key_fields(fields: list[HeaderField]) -> KeyFields:
 def key_fields_of(first: dict[str, str]) -> KeyFields:
     """``key_fields`` from the fields' ``first_values``."""
     sender = parse_addresses(first.get("from"))
+    subject = first.get("subject") or ""
     return KeyFields(
         message_id=message_id(first.get("message-id")),
         date=parse_date(first.get("date")),
         from_=sender[0] if sender else None,
         to=parse_addresses(first.get("to")),
-        subject=decode_words(first.get("subject") or ""),
+        subject=decode_words(subject) if "=?" in subject else subject,
     )
