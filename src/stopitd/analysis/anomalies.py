@@ -96,8 +96,10 @@ def _addresses(hops: Sequence[Hop], boundary: int | None) -> list[Finding]:
         ))
     count = 0
     for i, h in enumerate(hops):
+        if not h.ip or not h.helo:  # checked before the HELO is read: most hops stop here
+            continue
         helo_ip = _helo_ip(h.helo)
-        if not helo_ip or not h.ip or not ipaddr.is_public(helo_ip):
+        if not helo_ip or not ipaddr.is_public(helo_ip):
             continue
         if ipaddr.far_apart(helo_ip, h.ip):
             sev = Severity.WARNING if i == boundary else Severity.INFO

@@ -17,6 +17,7 @@ from stopitd.analysis.model import (
     Confidence,
     Finding,
     Hop,
+    IpClass,
     Mode,
     Original,
     OriginalEvidence,
@@ -76,7 +77,8 @@ def estimate(
     origin_index = walk.origin_index if origin_ip else None
     provider = walk.provider
     hidden = mode is Mode.UNKNOWN and bool(provider)
-    local = origin_hop is not None and not ipaddr.is_public(origin_hop.ip) and (
+    # the hop's ip_class is ``classify`` of its ip, already computed by the Received parse
+    local = origin_hop is not None and origin_hop.ip_class is not IpClass.PUBLIC and (
         walk.internal or mode is Mode.SUBMISSION
     )
     header_ip = _originating_ip(fields, policy.originating_ip_headers) if hidden or local else ""
