@@ -19,8 +19,12 @@ repeat 1, and the difference of the two totals divided by (k - 1) x files is its
 (start-up, imports, file reads of SA and the warm-up cancel out). stopitd runs
 bench/analysis_loop.py (the same in-process command, warm), SpamAssassin sa_relays.pl.
 
-    python -m bench.analysis [--messages 2000] [--no-profile]
-    python -m bench.analysis --instructions [--repeat 5] [--files N]
+With --mail PATH (a file or a folder, searched recursively; may be given more than
+once), both sides get those messages instead of the fixtures: the same figures on mail
+this project does not have (a folder of your own .eml files, a maildir's cur/ folder).
+
+    python -m bench.analysis [--messages 2000] [--no-profile] [--mail PATH ...]
+    python -m bench.analysis --instructions [--repeat 5] [--files N] [--mail PATH ...]
 """
 
 from __future__ import annotations
@@ -65,9 +69,38 @@ ANALYZE_ARGS = ["analyze", "--original", "--json", "--no-dns"]
 DRIVER_CODE = ("bench/", "click/", "stopitd/cli/__init__", "stopitd/cli/common", "<")
 
 
-def file_list(messages: int) -> tuple[list[str], int]:
-    """Fixture paths (relative to the checkout) repeated to >= MESSAGES; and the repeat."""
-    files = [str(p.relative_to(ROOT)) for p in fixture_files()]
+def mail_files(paths: list[str]) -> list[str]:
+    """The messages under PATHS (files, or folders searched recursively; hidden names
+    left out), sorted per folder, as absolute paths; an error if there are none."""
+    found: list[str] = []
+    for given in paths:
+        path = Path(given).resolve()
+        if path.is_file():
+            found.append(str(path))
+        elif path.is_dir():
+            found.extend(
+                str(p)
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        else:
+            raise BenchError(f"--mail {given}: no such file or folder")
+    if not found:
+        raise BenchError(f"--mail {' '.join(paths)}: no files there")
+    return found
+
+
+def message_files(args: argparse.Namespace) -> list[str]:
+    """The messages both sides get: --mail's, or every fixture (relative to the checkout)."""
+    if args.mail:
+        return mail_files(args.mail)
+    return [str(p.relative_to(ROOT)) for p in fixture_files()]
+
+
+def file_list(messages: int, unique: list[str]) -> tuple[list[str], int]:
+    """UNIQUE repeated to >= MESSAGES entries; and the repeat."""
+    files = list(unique)
     repeat = max(1, math.ceil(messages / len(files)))
     return files * repeat, repeat
 
@@ -89,6 +122,11 @@ def time_stopitd(files: list[str], extra: list[str], timeout: float) -> tuple[fl
         doc = json.loads(line)
         originals += len(doc["originals"])
     return seconds, originals
+
+
+def what_files(args: argparse.Namespace) -> str:
+    """What the messages are, for the table: "fixtures", or the --mail paths."""
+    return "--mail " + " ".join(args.mail) if args.mail else "fixtures"
 
 
 def target_row(metric: str, ratio: float, note: str = "") -> Row:
@@ -162,9 +200,10 @@ GROUP_MESSAGES = 400  # per folder: enough passes for a steady CPU-time figure
 
 
 def folder_of(path: str) -> str:
-    """The fixture folder a path (relative to the checkout) sits in: "received", ..."""
+    """The fixture folder a path (relative to the checkout) sits in: "received", ...;
+    for other mail (--mail), the name of the folder it is in."""
     parts = Path(path).parts
-    return parts[1] if len(parts) > 2 and parts[0] == "fixtures" else "(other)"
+    return parts[1] if len(parts) > 2 and parts[0] == "fixtures" else Path(path).parent.name
 
 
 def by_folder(unique: list[str], timeout: float) -> tuple[list[Row], list[dict[str, Any]]]:
@@ -256,11 +295,11 @@ def count_instructions(args: argparse.Namespace) -> tuple[list[Row], dict[str, A
     require_perl_module("Mail::SpamAssassin", "spamassassin")
     if args.repeat < 2:
         raise BenchError("--repeat must be at least 2 (the figure is repeat k minus repeat 1)")
-    files = [str(p.relative_to(ROOT)) for p in fixture_files()]
+    files = message_files(args)
     if args.files:
         files = files[: args.files]
     n = len(files)
-    progress(f"analysis: instructions per message, {n} fixtures, repeat {args.repeat} - 1")
+    progress(f"analysis: instructions per message, {n} files, repeat {args.repeat} - 1")
     stopitd = per_message(
         "stopitd",
         lambda k: [sys.executable, "-m", "bench.analysis_loop", str(k), *files],
@@ -278,7 +317,7 @@ def count_instructions(args: argparse.Namespace) -> tuple[list[Row], dict[str, A
     ratio = sa["per_message"] / stopitd["per_message"]
     how = f"callgrind, (repeat {args.repeat} - repeat 1) / ({args.repeat - 1} x {n} files)"
     rows = [
-        Row("analysis", "fixtures (instructions)", str(n), note=how),
+        Row("analysis", f"{what_files(args)} (instructions)", str(n), note=how),
         Row(
             "analysis",
             "SpamAssassin Received parse, instructions/msg",
@@ -396,7 +435,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
         return count_instructions(args)
     require_tool("perl", "perl")
     require_perl_module("Mail::SpamAssassin", "spamassassin")
-    files, repeat = file_list(args.messages)
+    files, repeat = file_list(args.messages, message_files(args))
     n = len(files)
     unique = n // repeat
     progress(f"analysis: {unique} fixtures x {repeat} = {n} messages")
@@ -417,7 +456,7 @@ def run(args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
     ratio = sa_ms / warm_ms
     cpu_ratio = sa_cpu_ms / warm_cpu_ms
     rows = [
-        Row("analysis", "messages (fixtures x repeat)", f"{n} ({unique} x {repeat})"),
+        Row("analysis", f"messages ({what_files(args)} x repeat)", f"{n} ({unique} x {repeat})"),
         Row(
             "analysis",
             "SpamAssassin Received parse, ms/msg",
@@ -520,6 +559,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--files", type=int, default=0, help="with --instructions: the first N fixtures only"
+    )
+    parser.add_argument(
+        "--mail",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="measure these messages instead of the fixtures: a file, or a folder searched "
+        "recursively (may be given more than once)",
     )
 
 

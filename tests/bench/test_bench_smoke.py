@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bench.common import ROOT, BenchError, require_tool
+from bench.common import FIXTURES, ROOT, BenchError, require_tool
 from bench.servers import serve_available
 
 pytestmark = pytest.mark.timeout(600)
@@ -115,6 +115,34 @@ def test_analysis_compares_with_spamassassin_and_profiles() -> None:
     assert data["spamassassin"]["relays"] > 0, "SpamAssassin parsed no relay at all"
     assert data["stopitd"]["originals"] == data["messages"]
     assert (out_path() / "analysis-profile.html").is_file()
+
+
+def test_analysis_measures_mail_given_with_mail(tmp_path: Path) -> None:
+    """`--mail FOLDER`: both sides get the messages there (hidden files left out), not
+    the fixtures; a path that does not exist is an error naming it."""
+    mail = tmp_path / "my-mail"
+    (mail / "cur").mkdir(parents=True)
+    (mail / "cur" / "1.eml").write_bytes(
+        (FIXTURES / "delivered" / "gmail-to-m365.eml").read_bytes()
+    )
+    (mail / "2.eml").write_bytes((FIXTURES / "received" / "icloud-to-gmail.eml").read_bytes())
+    (mail / ".index").write_bytes(b"not mail")
+    out = run_bench("bench.analysis", "--messages", "6", "--no-profile", "--mail", str(mail))
+    assert "--mail" in row(out, "messages (")
+    data = load("analysis")
+    assert (data["unique_files"], data["messages"]) == (2, 6)
+    assert data["stopitd"]["originals"] == 6
+    assert data["spamassassin"]["relays"] > 0
+    assert sorted(g["folder"] for g in data["by_folder"]) == ["cur", "my-mail"]
+    missing = subprocess.run(
+        [sys.executable, "-m", "bench.analysis", "--mail", str(tmp_path / "nowhere")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode != 0
+    assert "nowhere: no such file or folder" in missing.stdout + missing.stderr
 
 
 def test_growth_runs_every_case_and_the_curve() -> None:
