@@ -8,7 +8,7 @@ the anomalies of the chain.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stopitd.analysis import anomalies, ipaddr, providers
 from stopitd.analysis.authres import Recorded
@@ -40,8 +40,9 @@ _IDENTITY = re.compile(
 _STEPS = (Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW, Confidence.NONE)
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(NamedTuple):
+    """What ``estimate`` returns (a NamedTuple: built once per message)."""
+
     source: SourceEstimate
     findings: tuple[Finding, ...] = ()
 
@@ -134,7 +135,7 @@ def _confidence(
         level = Confidence.MEDIUM
     if not has_origin and mode is not Mode.UNKNOWN:
         level = Confidence.LOW
-    if any(f.severity is Severity.WARNING for f in findings):
+    if findings and any(f.severity is Severity.WARNING for f in findings):
         level = _STEPS[min(_STEPS.index(level) + 1, len(_STEPS) - 2)]
     return level
 
