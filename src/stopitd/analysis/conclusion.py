@@ -95,8 +95,8 @@ def conclude(
     if evidence is None and not auth.recorded and not auth.dkim:
         # No evidence and no stamps (--no-dns, the usual case): no proof and no signer
         # domains, so nothing folds in unless the domains had repeats to drop.
-        domains = original.source.responsible_domains
-        if len(set(domains)) == len(domains):
+        given = original.source.responsible_domains
+        if len(set(given)) == len(given):
             return original
     findings = original.findings
     if evidence is not None:
