@@ -15,6 +15,7 @@ from stopitd.analysis.trust import CLOCK_SKEW
 
 ABSURD_HOPS = 50
 _CAP = 5
+_NO_BOGON = frozenset((IpClass.PUBLIC, IpClass.NONE))
 _SHORT_SLD = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go"}
 
 
@@ -61,7 +62,7 @@ def find(hops: Sequence[Hop], boundary: int | None, internal: bool = False) -> t
             "hop-count-absurd", Severity.WARNING,
             f"{n} Received headers: real mail crosses a handful; this chain is padded or looped.",
         ))
-    unparseable = sum(1 for h in hops if h.status is HopStatus.UNPARSEABLE)
+    unparseable = [h.status for h in hops].count(HopStatus.UNPARSEABLE)
     if unparseable:
         out.append(Finding(
             "received-unparseable", Severity.INFO,
@@ -85,8 +86,8 @@ def _addresses(hops: Sequence[Hop], boundary: int | None) -> list[Finding]:
             ))
     claimed = [
         h for h in hops
-        if h.trust is Trust.CLAIMED and h.status is HopStatus.PARSED
-        and h.ip_class not in (IpClass.PUBLIC, IpClass.NONE)
+        if h.trust is Trust.CLAIMED and h.ip_class not in _NO_BOGON
+        and h.status is HopStatus.PARSED
     ]
     if claimed:
         ips = ", ".join(f"{h.ip} ({h.ip_class.value})" for h in claimed[:_CAP])
@@ -136,10 +137,14 @@ def _names(hops: Sequence[Hop], boundary: int | None) -> list[Finding]:
 
 def _dates(hops: Sequence[Hop], boundary: int | None) -> list[Finding]:
     out: list[Finding] = []
-    top = next((h.date for h in hops if h.date is not None), None)
-    if top is None:
+    for h in hops:  # the top dated hop
+        if h.date is not None:
+            top = h.date
+            break
+    else:
         return out
-    future = [i for i, h in enumerate(hops) if h.date is not None and h.date > top + CLOCK_SKEW]
+    latest = top + CLOCK_SKEW
+    future = [i for i, h in enumerate(hops) if h.date is not None and h.date > latest]
     if future:
         out.append(Finding(
             "date-future", Severity.WARNING,
