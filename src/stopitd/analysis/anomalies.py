@@ -22,7 +22,7 @@ _SHORT_SLD = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go"}
 def org_domain(host: str) -> str:
     """A cheap registrable-domain guess (last two labels, three under co.uk & co)."""
     h = host.lower().rstrip(".")
-    if not h or ipaddr.parse(h) is not None or "." not in h:
+    if not h or "." not in h or ipaddr.is_address(h):
         return ""
     return _registrable(h)
 
@@ -39,7 +39,7 @@ def _same_host(a: str, b: str) -> bool:
     if not a or not b:
         return True  # nothing to compare
     a, b = a.lower().rstrip("."), b.lower().rstrip(".")
-    if a == b or ipaddr.parse(a) is not None or ipaddr.parse(b) is not None:
+    if a == b or ipaddr.is_address(a) or ipaddr.is_address(b):
         return True
     if "localhost" in (a, b) or "." not in a or "." not in b:
         return True  # bare host names and localhost say nothing

@@ -181,10 +181,11 @@ def _dkim_domains(fields: list[HeaderField]) -> list[str]:
 
 def _domains(relay: Hop, origin: Hop | None, provider: str) -> tuple[str, ...]:
     out: list[str] = []
-    p = providers.PROFILES.get(provider)
+    p = providers.PROFILES.get(provider) if provider else None
+    origin_name = origin.rdns if origin is not None else ""
     for name in (
-        origin.rdns if origin is not None else "",
-        relay.rdns,
+        origin_name,
+        relay.rdns if relay.rdns != origin_name else "",  # the origin is often the relay
         p.abuse_domain if p is not None else "",
     ):
         d = anomalies.org_domain(name) if name else ""
