@@ -148,6 +148,13 @@ def message_id(value: str | None) -> str:
     """The id without <> (and without comments or junk around it)."""
     if not value:
         return ""
+    if value[0] == "<" and value[-1] == ">":  # the usual "<id>": what the search finds
+        inner = value[1:-1]
+        # printable: no whitespace but " " (checked in C, not char by char by the regex)
+        if inner and inner.isprintable() and " " not in inner and "<" not in inner and (
+            ">" not in inner
+        ):
+            return inner
     m = _BRACKETED.search(value)
     if m is not None:
         return m.group(1)
@@ -163,10 +170,10 @@ def key_fields_of(first: dict[str, str]) -> KeyFields:
     """``key_fields`` from the fields' ``first_values``."""
     sender = parse_addresses(first.get("from"))
     subject = first.get("subject") or ""
-    return KeyFields(
-        message_id=message_id(first.get("message-id")),
-        date=parse_date(first.get("date")),
-        from_=sender[0] if sender else None,
-        to=parse_addresses(first.get("to")),
-        subject=decode_words(subject) if "=?" in subject else subject,
+    return KeyFields(  # positional (message_id, date, from_, to, subject): no keyword parsing
+        message_id(first.get("message-id")),
+        parse_date(first.get("date")),
+        sender[0] if sender else None,
+        parse_addresses(first.get("to")),
+        decode_words(subject) if "=?" in subject else subject,
     )
