@@ -102,19 +102,22 @@ def estimate(
             "of the sender is the hand-off.",
         ))
     confidence = _confidence(mode, walk, relay, findings, bool(origin_ip))
+    # The fields by position, in their order: a class called with keywords passes them in
+    # a dict (test_positional checks the order).
     return Estimate(
         SourceEstimate(
-            relay_ip=relay.ip,
-            origin_ip=origin_ip,
-            mode=mode,
-            internal=walk.internal,
-            provider=provider,
-            responsible_domains=_domains(relay, origin_hop if origin_ip else None, provider),
-            authenticated_identity=_identity(origin_hop, recorded),
-            confidence=confidence,
-            reasons=tuple(reasons),
-            boundary_index=walk.boundary_index,
-            origin_index=origin_index,
+            relay.ip,  # relay_ip
+            origin_ip,
+            mode,
+            walk.internal,  # internal
+            provider,
+            _domains(relay, origin_hop if origin_ip else None, provider),  # responsible_domains
+            _identity(origin_hop, recorded),  # authenticated_identity
+            None,  # from_authenticated: ``conclude`` decides it
+            confidence,
+            tuple(reasons),  # reasons
+            walk.boundary_index,  # boundary_index
+            origin_index,
         ),
         findings,
     )
