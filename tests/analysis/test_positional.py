@@ -1,6 +1,6 @@
 """Values the analysis builds from positional arguments, for speed (a class called with
 keywords passes them through a dict): the fields must stay in the order those calls
-assume (analysis/__init__.py, source.py, reportinfo.py, fields.py)."""
+assume (analysis/__init__.py, source.py, reportinfo.py, fields.py, trust.py)."""
 
 from __future__ import annotations
 
@@ -28,3 +28,12 @@ POSITIONAL = {
 def test_positional_calls_match_the_field_order() -> None:
     for cls, names in POSITIONAL.items():
         assert [f.name for f in fields(cls)] == names, cls.__name__
+
+
+def test_walk_is_built_in_its_field_order() -> None:
+    from stopitd.analysis.trust import Walk
+
+    assert Walk._fields == (
+        "hops", "boundary_index", "findings", "origin_index", "mode", "internal", "provider",
+        "own_provider", "reasons", "policy_configured",
+    )

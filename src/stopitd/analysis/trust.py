@@ -176,7 +176,7 @@ def walk(hops: Sequence[AnyHop], fields: list[HeaderField], policy: TrustPolicy)
     """Label every hop and find the hand-off. Empty policy: only the top receiver is trusted."""
     del fields  # reserved: trace headers other than Received
     c = _compiled(policy)
-    st = _State(labels=[Trust.CLAIMED] * len(hops))
+    st = _State([Trust.CLAIMED] * len(hops))  # labels
     st.own = _own_provider(hops, 0, c.providers)
     if st.own is not None:
         st.reasons.append(
@@ -232,16 +232,17 @@ def walk(hops: Sequence[AnyHop], fields: list[HeaderField], policy: TrustPolicy)
         break
     else:
         _ran_out(hops, st, last_trusted, last_why)
-    return Walk(
-        hops=_with_delays(hops, st.labels),
-        boundary_index=st.boundary,
-        origin_index=st.origin,
-        mode=st.mode,
-        internal=st.internal,
-        provider=st.provider,
-        own_provider=st.own.name if st.own is not None else "",
-        reasons=tuple(st.reasons),
-        policy_configured=c.configured,
+    return Walk(  # by position: a class called with keywords passes them in a dict
+        _with_delays(hops, st.labels),  # hops
+        st.boundary,  # boundary_index
+        (),  # findings
+        st.origin,  # origin_index
+        st.mode,
+        st.internal,
+        st.provider,
+        st.own.name if st.own is not None else "",  # own_provider
+        tuple(st.reasons),  # reasons
+        c.configured,  # policy_configured
     )
 
 
