@@ -121,7 +121,12 @@ def parse_addresses(value: str | None) -> tuple[Address, ...]:
     simple = _simple_address(value)
     if simple is None and ":" in value:
         simple = _grouped_address(value)
-    pairs = [simple] if simple is not None else _getaddresses(value)
+    if simple is not None:  # one address, the usual case: no list to build and walk
+        name, addr = simple
+        if not (addr or name):
+            return ()
+        return (Address(decode_words(name) if "=?" in name else name, addr),)
+    pairs = _getaddresses(value)
     out = []
     for name, addr in pairs:
         if addr or name:  # "=?" checked here: most names have no encoded word, a call saved
