@@ -155,3 +155,23 @@ def test_plain_dates_read_as_the_stdlib_reads_them() -> None:
         assert _PLAIN_DATE.fullmatch(value)
         got, want = parse_date(value), stdlib(value)
         assert got == want and (got is None or got.isoformat() == want.isoformat()), value
+
+
+def test_long_zones_read_as_the_stdlib_reads_them() -> None:
+    """Zones of five and more significant digits are refused without the stdlib; zones
+    past ``int``'s digit limit still take its way (it drops them: a naive date)."""
+    def stdlib(value: str) -> datetime | None:
+        try:
+            dt = parsedate_to_datetime(value)
+        except (ValueError, OverflowError):
+            return None
+        return (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).astimezone(UTC)
+
+    for head, zone, tail in itertools.product(
+        ["Tue, 24 Nov 2026 09:41:37 ", "24 Nov 2026 09:41:37\t", "Tue, 31 Feb 2026 09:41:37 "],
+        ["-" + "05" * 1000, "+12345", "-0000012345", "+00000", "+10000", "-" + "1" * 4300,
+         "+" + "1" * 4301, "+" + "0" * 4299 + "12345"],
+        ["", " (comment)", " "],
+    ):
+        value = head + zone + tail
+        assert parse_date(value) == stdlib(value), value[:40]

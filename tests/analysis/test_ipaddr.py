@@ -146,3 +146,34 @@ def test_normal_forms_of_the_special_networks_class_as_classify_gives() -> None:
                  "64:ff9b::102:304", "::ffff:1.2.3.4", "10.1.2.3", "", "1.2.3.4"):
         normal = ipaddr.normalise(text) if text else ""
         assert ipaddr.classify_normal(normal) is ipaddr.classify(normal), text
+
+
+_HEX_COLON_TEXT = st.lists(
+    st.sampled_from(["0", "1", "00", "0000", "00000", "ffff", "FFFF", "a0", "64", "ff9b",
+                     ":", "::", ":::"]),
+    max_size=18,
+).map("".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(
+    _HEX_COLON_TEXT,
+    st.integers(min_value=0, max_value=2**128 - 1).map(
+        lambda v: ipaddress.IPv6Address(v).exploded.upper()
+    ),
+    st.sampled_from(_V6_EDGES).flatmap(
+        lambda e: st.integers(min_value=max(0, e - 2**40), max_value=min(2**128 - 1, e + 2**40))
+    ).map(lambda v: str(ipaddress.IPv6Address(v))),
+))
+def test_hex_v6_text_gives_what_ipaddress_prints(text: str) -> None:
+    fast = ipaddr.hex_v6_text(text, nat64=False)
+    if fast is None:
+        assert ":" not in text
+        return
+    try:
+        ip = ipaddress.IPv6Address(text)
+    except ValueError:
+        assert fast == "", text
+        return
+    assert fast == str(ip.ipv4_mapped or ip), text
+    _check(text)

@@ -47,21 +47,24 @@ def _analyze_original(original: Original, policy: Policy) -> Original:
     walk = trust.walk(hops, fields, policy.trust)
     recorded = authres.read_recorded(fields, walk, policy.trust)
     estimate = source.estimate(original, walk, recorded, None, policy.trust, fields)
-    return Original(  # ``replace(original, ...)`` spelt out: dataclasses.replace is slow
-        how=original.how,
-        grade=original.grade,
-        raw=original.raw,
-        fields=original.fields,
-        findings=original.findings + walk.findings + recorded.findings + estimate.findings,
-        hops=walk.hops,
-        source=estimate.source,
-        auth=recorded.summary,
-        envelope_sender=original.envelope_sender,
-        sha256=original.sha256,
-        found_in=original.found_in,
-        filename=original.filename,
-        feedback=original.feedback,
-        header_fields=None,
+    # ``replace(original, ...)`` spelt out (dataclasses.replace is slow), the fields passed
+    # in their order, by position: a class called with keywords passes them in a dict
+    # (test_positional checks the order).
+    return Original(
+        original.how,
+        original.grade,
+        original.raw,
+        original.fields,
+        original.findings + walk.findings + recorded.findings + estimate.findings,
+        walk.hops,  # hops
+        estimate.source,  # source
+        recorded.summary,  # auth
+        original.envelope_sender,
+        original.sha256,
+        original.found_in,
+        original.filename,
+        original.feedback,
+        None,  # header_fields
     )
 
 

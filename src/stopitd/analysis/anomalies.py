@@ -15,13 +15,14 @@ from stopitd.analysis.trust import CLOCK_SKEW
 
 ABSURD_HOPS = 50
 _CAP = 5
+_NO_BOGON = frozenset((IpClass.PUBLIC, IpClass.NONE))
 _SHORT_SLD = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go"}
 
 
 def org_domain(host: str) -> str:
     """A cheap registrable-domain guess (last two labels, three under co.uk & co)."""
     h = host.lower().rstrip(".")
-    if not h or ipaddr.parse(h) is not None or "." not in h:
+    if not h or "." not in h or ipaddr.is_address(h):
         return ""
     return _registrable(h)
 
@@ -38,7 +39,7 @@ def _same_host(a: str, b: str) -> bool:
     if not a or not b:
         return True  # nothing to compare
     a, b = a.lower().rstrip("."), b.lower().rstrip(".")
-    if a == b or ipaddr.parse(a) is not None or ipaddr.parse(b) is not None:
+    if a == b or ipaddr.is_address(a) or ipaddr.is_address(b):
         return True
     if "localhost" in (a, b) or "." not in a or "." not in b:
         return True  # bare host names and localhost say nothing
@@ -61,7 +62,7 @@ def find(hops: Sequence[Hop], boundary: int | None, internal: bool = False) -> t
             "hop-count-absurd", Severity.WARNING,
             f"{n} Received headers: real mail crosses a handful; this chain is padded or looped.",
         ))
-    unparseable = sum(1 for h in hops if h.status is HopStatus.UNPARSEABLE)
+    unparseable = [h.status for h in hops].count(HopStatus.UNPARSEABLE)
     if unparseable:
         out.append(Finding(
             "received-unparseable", Severity.INFO,
@@ -85,8 +86,8 @@ def _addresses(hops: Sequence[Hop], boundary: int | None) -> list[Finding]:
             ))
     claimed = [
         h for h in hops
-        if h.trust is Trust.CLAIMED and h.status is HopStatus.PARSED
-        and h.ip_class not in (IpClass.PUBLIC, IpClass.NONE)
+        if h.trust is Trust.CLAIMED and h.ip_class not in _NO_BOGON
+        and h.status is HopStatus.PARSED
     ]
     if claimed:
         ips = ", ".join(f"{h.ip} ({h.ip_class.value})" for h in claimed[:_CAP])
@@ -136,10 +137,14 @@ def _names(hops: Sequence[Hop], boundary: int | None) -> list[Finding]:
 
 def _dates(hops: Sequence[Hop], boundary: int | None) -> list[Finding]:
     out: list[Finding] = []
-    top = next((h.date for h in hops if h.date is not None), None)
-    if top is None:
+    for h in hops:  # the top dated hop
+        if h.date is not None:
+            top = h.date
+            break
+    else:
         return out
-    future = [i for i, h in enumerate(hops) if h.date is not None and h.date > top + CLOCK_SKEW]
+    latest = top + CLOCK_SKEW
+    future = [i for i, h in enumerate(hops) if h.date is not None and h.date > latest]
     if future:
         out.append(Finding(
             "date-future", Severity.WARNING,

@@ -93,8 +93,12 @@ def normalise_ip(text: str) -> str:
         return text  # a plain dotted quad is its own normal form
     if not text:
         return ""
+    s = text.strip().strip("[]")
+    fast = ipaddr.hex_v6_text(s, nat64=False)  # IPv6 without building ipaddress objects
+    if fast is not None:
+        return fast
     try:
-        ip = ipaddress.ip_address(text.strip().strip("[]"))
+        ip = ipaddress.ip_address(s)
     except ValueError:
         return ""
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:

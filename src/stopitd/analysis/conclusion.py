@@ -92,6 +92,12 @@ def conclude(
 ) -> Original:
     del policy  # which stamps are trusted was settled when they were read
     auth = original.auth
+    if evidence is None and not auth.recorded and not auth.dkim:
+        # No evidence and no stamps (--no-dns, the usual case): no proof and no signer
+        # domains, so nothing folds in unless the domains had repeats to drop.
+        given = original.source.responsible_domains
+        if len(set(given)) == len(given):
+            return original
     findings = original.findings
     if evidence is not None:
         auth = replace(

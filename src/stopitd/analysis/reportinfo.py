@@ -57,12 +57,12 @@ def report_info(
     ``first_values`` were."""
     if first is None:
         first = first_values(fields)
-    return ReportInfo(
-        fields=key if key is not None else key_fields_of(first),
-        findings=tuple(findings),
-        attachments=tuple(attachments),
-        auto_submitted=_auto_submitted(first),
-        in_reply_to=_in_reply_to(fields, first),
-        sha256=sha256 or hashlib.sha256(raw).hexdigest(),
-        size=len(raw),
+    return ReportInfo(  # by position, in the fields' order (test_positional checks it)
+        key if key is not None else key_fields_of(first),  # fields
+        tuple(findings),
+        tuple(attachments),
+        _auto_submitted(first),  # auto_submitted
+        _in_reply_to(fields, first),  # in_reply_to
+        sha256 or hashlib.sha256(raw).hexdigest(),
+        len(raw),  # size
     )

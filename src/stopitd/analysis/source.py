@@ -8,7 +8,7 @@ the anomalies of the chain.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stopitd.analysis import anomalies, ipaddr, providers
 from stopitd.analysis.authres import Recorded
@@ -40,8 +40,9 @@ _IDENTITY = re.compile(
 _STEPS = (Confidence.HIGH, Confidence.MEDIUM, Confidence.LOW, Confidence.NONE)
 
 
-@dataclass(frozen=True, slots=True)
-class Estimate:
+class Estimate(NamedTuple):
+    """What ``estimate`` returns (a NamedTuple: built once per message)."""
+
     source: SourceEstimate
     findings: tuple[Finding, ...] = ()
 
@@ -101,19 +102,22 @@ def estimate(
             "of the sender is the hand-off.",
         ))
     confidence = _confidence(mode, walk, relay, findings, bool(origin_ip))
+    # The fields by position, in their order: a class called with keywords passes them in
+    # a dict (test_positional checks the order).
     return Estimate(
         SourceEstimate(
-            relay_ip=relay.ip,
-            origin_ip=origin_ip,
-            mode=mode,
-            internal=walk.internal,
-            provider=provider,
-            responsible_domains=_domains(relay, origin_hop if origin_ip else None, provider),
-            authenticated_identity=_identity(origin_hop, recorded),
-            confidence=confidence,
-            reasons=tuple(reasons),
-            boundary_index=walk.boundary_index,
-            origin_index=origin_index,
+            relay.ip,  # relay_ip
+            origin_ip,
+            mode,
+            walk.internal,  # internal
+            provider,
+            _domains(relay, origin_hop if origin_ip else None, provider),  # responsible_domains
+            _identity(origin_hop, recorded),  # authenticated_identity
+            None,  # from_authenticated: ``conclude`` decides it
+            confidence,
+            tuple(reasons),  # reasons
+            walk.boundary_index,  # boundary_index
+            origin_index,
         ),
         findings,
     )
@@ -134,7 +138,7 @@ def _confidence(
         level = Confidence.MEDIUM
     if not has_origin and mode is not Mode.UNKNOWN:
         level = Confidence.LOW
-    if any(f.severity is Severity.WARNING for f in findings):
+    if findings and any(f.severity is Severity.WARNING for f in findings):
         level = _STEPS[min(_STEPS.index(level) + 1, len(_STEPS) - 2)]
     return level
 
@@ -180,10 +184,11 @@ def _dkim_domains(fields: list[HeaderField]) -> list[str]:
 
 def _domains(relay: Hop, origin: Hop | None, provider: str) -> tuple[str, ...]:
     out: list[str] = []
-    p = providers.PROFILES.get(provider)
+    p = providers.PROFILES.get(provider) if provider else None
+    origin_name = origin.rdns if origin is not None else ""
     for name in (
-        origin.rdns if origin is not None else "",
-        relay.rdns,
+        origin_name,
+        relay.rdns if relay.rdns != origin_name else "",  # the origin is often the relay
         p.abuse_domain if p is not None else "",
     ):
         d = anomalies.org_domain(name) if name else ""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 from stopitd.analysis import ipaddr, providers
 from stopitd.analysis.headers import HeaderField
@@ -42,8 +43,10 @@ class Why(StrEnum):
     PROVIDER = "provider"  # the provider our mailbox sits at
 
 
-@dataclass(frozen=True, slots=True)
-class Walk:
+class Walk(NamedTuple):
+    """What ``walk`` returns (a NamedTuple: built once per message, faster than a frozen
+    dataclass)."""
+
     hops: tuple[Hop, ...]  # labelled
     boundary_index: int | None  # the hop whose sender is the hand-off
     findings: tuple[Finding, ...] = ()
@@ -60,6 +63,7 @@ class Walk:
 class _Compiled:
     trusted: tuple[Network, ...]
     msa: tuple[Network, ...]
+    ours: tuple[Network, ...]  # trusted + msa
     hosts: tuple[str, ...]
     providers: tuple[Provider, ...]
     configured: bool
@@ -67,9 +71,12 @@ class _Compiled:
 
 @lru_cache(maxsize=32)
 def _compile(policy: TrustPolicy) -> _Compiled:
+    trusted = ipaddr.networks(policy.trusted_networks)
+    msa = ipaddr.networks(policy.msa_networks)
     return _Compiled(
-        trusted=ipaddr.networks(policy.trusted_networks),
-        msa=ipaddr.networks(policy.msa_networks),
+        trusted=trusted,
+        msa=msa,
+        ours=trusted + msa,
         hosts=policy.trusted_hosts,
         providers=providers.enabled(policy.providers),
         configured=bool(
@@ -99,8 +106,10 @@ def _self_hop(hop: AnyHop) -> bool:
 
 def _ours(hop: AnyHop, c: _Compiled) -> bool:
     """The hop's sender is one of our own systems."""
-    if hop.ip and ipaddr.in_networks(hop.ip, c.trusted + c.msa):
+    if hop.ip and c.ours and ipaddr.in_networks(hop.ip, c.ours):
         return True
+    if not c.hosts:
+        return False  # no trusted host names: the usual case
     if providers.host_in(hop.rdns, c.hosts):
         return True
     return _non_public(hop) and providers.host_in(hop.helo, c.hosts)
@@ -130,6 +139,8 @@ def _own_provider(
     hops: Sequence[AnyHop], start: int, provs: tuple[Provider, ...]
 ) -> Provider | None:
     """The provider our mailbox sits at: the one that owns the top receiver."""
+    if not provs:
+        return None
     for hop in hops[start:]:
         if hop.by:
             return next((p for p in provs if providers.owns_host(p, hop.by)), None)
@@ -165,7 +176,7 @@ def walk(hops: Sequence[AnyHop], fields: list[HeaderField], policy: TrustPolicy)
     """Label every hop and find the hand-off. Empty policy: only the top receiver is trusted."""
     del fields  # reserved: trace headers other than Received
     c = _compiled(policy)
-    st = _State(labels=[Trust.CLAIMED] * len(hops))
+    st = _State([Trust.CLAIMED] * len(hops))  # labels
     st.own = _own_provider(hops, 0, c.providers)
     if st.own is not None:
         st.reasons.append(
@@ -186,11 +197,12 @@ def walk(hops: Sequence[AnyHop], fields: list[HeaderField], policy: TrustPolicy)
                 st.own = _own_provider(hops, i + 1, c.providers) or st.own
                 why = Why.PROVIDER if st.own is not None else Why.TOP
             continue
-        if _self_hop(hop) and hop.auth:  # e.g. webmail on the receiving host itself
+        self_hop = _self_hop(hop)
+        if self_hop and hop.auth:  # e.g. webmail on the receiving host itself
             msa_self = receiver_is_msa or ipaddr.in_networks(hop.ip, c.msa)
             _submission(st, i, hop, Why.OURS if msa_self else why)
             break
-        if _self_hop(hop):  # the trusted receiver talking to itself
+        if self_hop:  # the trusted receiver talking to itself
             st.labels[i] = Trust.TRUSTED
             last_trusted = i if last_trusted is None else last_trusted
             continue
@@ -220,16 +232,17 @@ def walk(hops: Sequence[AnyHop], fields: list[HeaderField], policy: TrustPolicy)
         break
     else:
         _ran_out(hops, st, last_trusted, last_why)
-    return Walk(
-        hops=_with_delays(hops, st.labels),
-        boundary_index=st.boundary,
-        origin_index=st.origin,
-        mode=st.mode,
-        internal=st.internal,
-        provider=st.provider,
-        own_provider=st.own.name if st.own is not None else "",
-        reasons=tuple(st.reasons),
-        policy_configured=c.configured,
+    return Walk(  # by position: a class called with keywords passes them in a dict
+        _with_delays(hops, st.labels),  # hops
+        st.boundary,  # boundary_index
+        (),  # findings
+        st.origin,  # origin_index
+        st.mode,
+        st.internal,
+        st.provider,
+        st.own.name if st.own is not None else "",  # own_provider
+        tuple(st.reasons),  # reasons
+        c.configured,  # policy_configured
     )
 
 
