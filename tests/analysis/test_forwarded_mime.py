@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis.headers import parse_block, parse_fields
-from stopitd.analysis.mime import Budget, _Walker, content_params, parse, steering_fields, walk
+from stopitd.analysis.headers import first_values, parse_block, parse_fields
+from stopitd.analysis.mime import Budget, _Walker, content_params, parse, steering_values, walk
 from stopitd.analysis.policy import Limits
 
 from .reports import fixture
@@ -138,18 +138,17 @@ _PART_LINES = [
              max_size=10),
     st.sampled_from([Limits(), Limits(max_headers=3), Limits(max_header_length=40)]),
 )
-def test_steering_fields_are_what_the_full_reader_gives(
+def test_steering_values_are_what_the_full_reader_gives(
     lines: list[tuple[bytes, bytes]], limits: Limits
 ) -> None:
-    """The lean walk's reader: the Content-* fields and the limit flags of parse_block."""
+    """The lean walk's reader: the Content-* values and the limit flags of parse_block."""
     block = b"".join(text + end for text, end in lines)
     full = parse_block(block, limits.max_headers, limits.max_header_length)
-    lean = steering_fields(block, limits)
-    steering = [f for f in full.fields if f.key in _STEERING]
-    assert [f for f in lean.fields if f.key in _STEERING] == steering  # (all, from the fallback)
-    assert (lean.truncated_fields, lean.truncated_length) == (
-        full.truncated_fields, full.truncated_length
-    )
+    first, too_many, too_long = steering_values(block, limits)
+    steering = {k: v for k, v in first_values(full.fields).items() if k in _STEERING}
+    # (the fallback gives all first values)
+    assert {k: v for k, v in first.items() if k in _STEERING} == steering
+    assert (too_many, too_long) == (full.truncated_fields, full.truncated_length)
 
 
 def test_a_lean_walk_finds_what_the_full_walk_finds() -> None:
@@ -158,10 +157,12 @@ def test_a_lean_walk_finds_what_the_full_walk_finds() -> None:
         full, full_budget = parse(raw, Limits())
         lean, lean_budget = parse(raw, Limits(), lean=True)
         assert lean.fields == full.fields
+        assert (lean.content_type, lean.end, lean.fields_exact) == (
+            full.content_type, full.end, full.fields_exact
+        )
         assert lean_budget.findings == full_budget.findings
-        assert [(p.content_type, p.start, p.end) for p in walk(lean)] == [
-            (p.content_type, p.start, p.end) for p in walk(full)
-        ]
+        assert lean_budget.parts == full_budget.parts
+        assert lean.children == []  # the parts below are walked, not kept
 
 
 def test_a_message_without_a_body_keeps_its_header_fields() -> None:
