@@ -21,6 +21,7 @@ from stopitd.analysis.headers import (
     field_value,
     first_values,
     parse_block,
+    parse_block_first,
 )
 from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
@@ -426,10 +427,11 @@ class _Walker:
         """Parse the entity at ``pos``; returns it and the delimiter that ended it."""
         hend, bstart = self.header_block_end(pos)
         limits = self.budget.limits
-        block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
+        block, first = parse_block_first(
+            self.buf[pos:hend], limits.max_headers, limits.max_header_length
+        )
         if block.truncated_fields or block.truncated_length:
             self._header_hits(block.truncated_fields, block.truncated_length)
-        first = first_values(block.fields)
         ctype, params, disp, filename = content_params_of(first)
         cte = (first.get("content-transfer-encoding") or "").strip().lower()
         ent = Entity(
