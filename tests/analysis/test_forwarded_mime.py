@@ -176,3 +176,15 @@ def test_a_message_without_a_body_keeps_its_header_fields() -> None:
     assert originals[0].header_fields == tuple(parse_fields(split_message(raw)[0]))
     _, originals = forwarded.as_original(raw, Limits(max_header_length=60))
     assert originals[0].header_fields is None
+
+
+# The plain reader's parameter pattern: its quoted value is the unrolled form of the reference.
+_PARAM_REFERENCE = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+@settings(deadline=None, max_examples=1000)
+@given(st.text(alphabet=["a", '"', "\\", ";", "=", " ", "\n", "é", "*"], max_size=24))
+def test_parameter_pattern_reads_what_the_reference_reads(value: str) -> None:
+    from stopitd.analysis.mime import _PARAM
+
+    assert _PARAM.findall(value) == _PARAM_REFERENCE.findall(value)

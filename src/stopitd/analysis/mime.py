@@ -110,7 +110,9 @@ class Budget:
         return True
 
 
-_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+# A quoted value is ``"(?:[^"\\]|\\.)*"`` unrolled: the same strings, several times
+# faster to match (no branch per character).
+_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^;]*)')
 _TYPE = re.compile(r"\s*([^\s;/]+)\s*/\s*([^\s;]+)")
 
 
@@ -135,7 +137,7 @@ def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
             if "\\" in raw:
                 raw = re.sub(r"\\(.)", r"\1", raw)
         params.setdefault(key.lower(), raw)
-    return f"{m.group(1)}/{m.group(2)}".lower(), params
+    return "/".join(m.groups()).lower(), params
 
 
 def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str, str]:
@@ -153,7 +155,7 @@ def content_params_of(first: dict[str, str]) -> tuple[str, dict[str, str], str, 
         ctype, params = fast_type
         disposition = fast_disp[0][2:] if disp_value else ""
         filename = fast_disp[1].get("filename") or params.get("name", "")
-        return ctype, params, disposition, decode_words(filename)
+        return ctype, params, disposition, decode_words(filename) if filename else ""
     return _stdlib_params(ctype_value, disp_value)
 
 
@@ -169,7 +171,7 @@ def _walk_type(first: dict[str, str]) -> tuple[str, str]:
             return "text/plain", ""
         m = _plain_type(ctype_value)
         if m is not None:
-            ctype = f"{m.group(1)}/{m.group(2)}".lower()
+            ctype = "/".join(m.groups()).lower()
             if not ctype.startswith("multipart/"):
                 return ctype, ""
     ctype, params, _, _ = content_params_of(first)
