@@ -145,6 +145,11 @@ def test_regex_reader_takes_the_common_blocks() -> None:
     assert _regular_fields(BLOCK.replace(b"\r\n", b"\n")) is not None
     assert _regular_fields(b"") == ([], {})
     assert _regular_fields(b"A: 1\r\nB: 2") is not None  # no line end at the end
+    # a field that is not UTF-8 (its value read as Latin-1) does not stop the regex reader
+    latin = b"Subject: caf\xe9\r\n\tau lait\xa0\r\nTo: a\xc3\xa9\r\n"
+    fields = _read_lines(latin, None)[0]
+    assert fields[0].value == "caf\xe9 au lait" and fields[1].value == "a\xe9"
+    assert _regular_fields(latin) == (fields, first_values(fields))
     for odd in (b"A: 1\rB: 2\r\n", b"A : 1\r\n", b"A: 1\r\n\r\n", b" x\r\nA: 1\r\n", b"\xff: 1"):
         assert _regular_fields(odd) is None
         assert parse_block(odd).fields == _read_lines(odd, None)[0]

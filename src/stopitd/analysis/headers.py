@@ -128,26 +128,29 @@ _LONE_CR = re.compile(rb"\r(?!\n)")
 
 
 def _regular_fields(block: bytes) -> tuple[list[HeaderField], dict[str, str]] | None:
-    """The fields of a block that is UTF-8 and nothing but fields (no junk, no lone CR,
-    no empty line, no blank before a colon), found by one regex in C, and their
-    ``first_values``; None for any other block (``_read_lines`` reads those).
+    """The fields of a block that is nothing but fields (no junk, no lone CR, no empty
+    line, no blank before a colon), found by one regex in C, and their ``first_values``;
+    None for any other block (``_read_lines`` reads those).
 
-    For such a block this is what ``_read_lines`` gives: each field's text is UTF-8
-    because the whole block is, and encoding a match (UTF-8, the default) gives back its
-    raw bytes.
+    For such a block this is what ``_read_lines`` gives. The block is read as UTF-8 with
+    its other bytes as surrogate escapes: encoding a match gives back its raw bytes, and a
+    field whose text has escapes (not UTF-8: field boundaries are ASCII) has its value
+    read as Latin-1, as ``_read_lines`` reads it.
     """
     if _LONE_CR.search(block) is not None:
         return None
-    try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    text = block.decode("utf-8", "surrogateescape")
     fields: list[HeaderField] = []
     first: dict[str, str] = {}
     append = fields.append
     for whole, name, value, other in _REGULAR_FIELD.findall(text):
         if other:
             return None
+        try:
+            raw = whole.encode()
+        except UnicodeEncodeError:  # escapes: in the value (a name is ASCII)
+            raw = whole.encode("utf-8", "surrogateescape")
+            value = value.encode("utf-8", "surrogateescape").decode("latin-1")
         if "\n" in value:  # folded
             # ``_FOLD.sub`` by plain replaces (a regex scan of a long DKIM value costs
             # several times more): here every CR is before a LF and every LF before a
@@ -160,7 +163,7 @@ def _regular_fields(block: bytes) -> tuple[list[HeaderField], dict[str, str]] | 
         key = name.lower()
         if key not in first:
             first[key] = value
-        append(_new_tuple(HeaderField, (name, whole.encode(), value, key)))
+        append(_new_tuple(HeaderField, (name, raw, value, key)))
     return fields, first
 
 
