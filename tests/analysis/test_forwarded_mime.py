@@ -188,3 +188,35 @@ def test_parameter_pattern_reads_what_the_reference_reads(value: str) -> None:
     from stopitd.analysis.mime import _PARAM
 
     assert _PARAM.findall(value) == _PARAM_REFERENCE.findall(value)
+
+
+# Part headers for the lean walk: types that nest, that do not, and ones read by the stdlib.
+_PART_HEADERS = [
+    b"Content-Type: text/plain\r\n", b"content-type: MESSAGE/rfc822\r\n",
+    b"Content-Type: Multipart/Mixed; boundary=\"in\"\r\n", b"Content-Type: message/global\r\n",
+    b"Content-Type: multipart/alternative; boundary*=''in\r\n", b"X-Note: a message\r\n",
+    b"Content-Transfer-Encoding: base64\r\n", b"Content-Disposition: attachment; filename*=x\r\n",
+    b"Content-Type: application/octet-stream; name=\"multipart.txt\"\r\n", b"Junk line\r\n",
+]
+_PART_BODIES = [b"hello\r\n", b"--in\r\n", b"--in--\r\n", b"Content-Type: text/plain\r\n\r\nx\r\n",
+                b"TUlNRS1WZXJzaW9uOiAxLjANCg0KaGk=\r\n", b""]
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    st.lists(st.tuples(st.lists(st.sampled_from(_PART_HEADERS), max_size=3),
+                       st.lists(st.sampled_from(_PART_BODIES), max_size=3)), max_size=5),
+    st.sampled_from([Limits(), Limits(max_parts=3), Limits(max_mime_depth=2),
+                     Limits(max_headers=30), Limits(max_header_length=40)]),
+)
+def test_a_lean_walk_finds_what_the_full_walk_finds_in_made_up_parts(
+    parts: list[tuple[list[bytes], list[bytes]]], limits: Limits
+) -> None:
+    raw = b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=\"out\"\r\n\r\n"
+    for headers, body in parts:
+        raw += b"--out\r\n" + b"".join(headers) + b"\r\n" + b"".join(body)
+    raw += b"--out--\r\n"
+    _, full_budget = parse(raw, limits)
+    _, lean_budget = parse(raw, limits, lean=True)
+    assert lean_budget.findings == full_budget.findings
+    assert (lean_budget.parts, lean_budget.decoded) == (full_budget.parts, full_budget.decoded)

@@ -486,7 +486,22 @@ class _Walker:
         but nothing is kept; returns the delimiter that ended it."""
         hend, bstart = self.header_block_end(pos)
         limits = self.budget.limits
-        first, too_many, too_long = steering_values(self.buf[pos:hend], limits)
+        block = self.buf[pos:hend]
+        low = block.lower()
+        if (
+            b"multipart" not in low
+            and b"message" not in low
+            and len(block) < limits.max_headers  # (so fewer fields than that)
+            and len(block) <= limits.max_header_length
+        ):
+            # A leaf within the limits: whatever its fields say, its type (read plainly
+            # or by the stdlib) is neither multipart/* nor message/*, so only its count
+            # and its end matter.
+            self.budget.parts += 1
+            if self.budget.parts > limits.max_parts:
+                self._too_many_parts_hit()
+            return self.next_delimiter(bstart)
+        first, too_many, too_long = steering_values(block, limits)
         if too_many or too_long:
             self._header_hits(too_many, too_long)
         ctype, boundary = _walk_type(first)
