@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stopitd.analysis.headers import parse_block, parse_fields
-from stopitd.analysis.mime import Budget, _Walker, content_params, parse, steering_fields, walk
+from stopitd.analysis.headers import first_values, parse_block, parse_fields
+from stopitd.analysis.mime import Budget, _Walker, content_params, parse, steering_values, walk
 from stopitd.analysis.policy import Limits
 
 from .reports import fixture
@@ -138,18 +138,17 @@ _PART_LINES = [
              max_size=10),
     st.sampled_from([Limits(), Limits(max_headers=3), Limits(max_header_length=40)]),
 )
-def test_steering_fields_are_what_the_full_reader_gives(
+def test_steering_values_are_what_the_full_reader_gives(
     lines: list[tuple[bytes, bytes]], limits: Limits
 ) -> None:
-    """The lean walk's reader: the Content-* fields and the limit flags of parse_block."""
+    """The lean walk's reader: the Content-* values and the limit flags of parse_block."""
     block = b"".join(text + end for text, end in lines)
     full = parse_block(block, limits.max_headers, limits.max_header_length)
-    lean = steering_fields(block, limits)
-    steering = [f for f in full.fields if f.key in _STEERING]
-    assert [f for f in lean.fields if f.key in _STEERING] == steering  # (all, from the fallback)
-    assert (lean.truncated_fields, lean.truncated_length) == (
-        full.truncated_fields, full.truncated_length
-    )
+    first, too_many, too_long = steering_values(block, limits)
+    steering = {k: v for k, v in first_values(full.fields).items() if k in _STEERING}
+    # (the fallback gives all first values)
+    assert {k: v for k, v in first.items() if k in _STEERING} == steering
+    assert (too_many, too_long) == (full.truncated_fields, full.truncated_length)
 
 
 def test_a_lean_walk_finds_what_the_full_walk_finds() -> None:
@@ -158,10 +157,12 @@ def test_a_lean_walk_finds_what_the_full_walk_finds() -> None:
         full, full_budget = parse(raw, Limits())
         lean, lean_budget = parse(raw, Limits(), lean=True)
         assert lean.fields == full.fields
+        assert (lean.content_type, lean.end, lean.fields_exact) == (
+            full.content_type, full.end, full.fields_exact
+        )
         assert lean_budget.findings == full_budget.findings
-        assert [(p.content_type, p.start, p.end) for p in walk(lean)] == [
-            (p.content_type, p.start, p.end) for p in walk(full)
-        ]
+        assert lean_budget.parts == full_budget.parts
+        assert lean.children == []  # the parts below are walked, not kept
 
 
 def test_a_message_without_a_body_keeps_its_header_fields() -> None:
@@ -175,3 +176,47 @@ def test_a_message_without_a_body_keeps_its_header_fields() -> None:
     assert originals[0].header_fields == tuple(parse_fields(split_message(raw)[0]))
     _, originals = forwarded.as_original(raw, Limits(max_header_length=60))
     assert originals[0].header_fields is None
+
+
+# The plain reader's parameter pattern: its quoted value is the unrolled form of the reference.
+_PARAM_REFERENCE = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+@settings(deadline=None, max_examples=1000)
+@given(st.text(alphabet=["a", '"', "\\", ";", "=", " ", "\n", "é", "*"], max_size=24))
+def test_parameter_pattern_reads_what_the_reference_reads(value: str) -> None:
+    from stopitd.analysis.mime import _PARAM
+
+    assert _PARAM.findall(value) == _PARAM_REFERENCE.findall(value)
+
+
+# Part headers for the lean walk: types that nest, that do not, and ones read by the stdlib.
+_PART_HEADERS = [
+    b"Content-Type: text/plain\r\n", b"content-type: MESSAGE/rfc822\r\n",
+    b"Content-Type: Multipart/Mixed; boundary=\"in\"\r\n", b"Content-Type: message/global\r\n",
+    b"Content-Type: multipart/alternative; boundary*=''in\r\n", b"X-Note: a message\r\n",
+    b"Content-Transfer-Encoding: base64\r\n", b"Content-Disposition: attachment; filename*=x\r\n",
+    b"Content-Type: application/octet-stream; name=\"multipart.txt\"\r\n", b"Junk line\r\n",
+]
+_PART_BODIES = [b"hello\r\n", b"--in\r\n", b"--in--\r\n", b"Content-Type: text/plain\r\n\r\nx\r\n",
+                b"TUlNRS1WZXJzaW9uOiAxLjANCg0KaGk=\r\n", b""]
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    st.lists(st.tuples(st.lists(st.sampled_from(_PART_HEADERS), max_size=3),
+                       st.lists(st.sampled_from(_PART_BODIES), max_size=3)), max_size=5),
+    st.sampled_from([Limits(), Limits(max_parts=3), Limits(max_mime_depth=2),
+                     Limits(max_headers=30), Limits(max_header_length=40)]),
+)
+def test_a_lean_walk_finds_what_the_full_walk_finds_in_made_up_parts(
+    parts: list[tuple[list[bytes], list[bytes]]], limits: Limits
+) -> None:
+    raw = b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=\"out\"\r\n\r\n"
+    for headers, body in parts:
+        raw += b"--out\r\n" + b"".join(headers) + b"\r\n" + b"".join(body)
+    raw += b"--out--\r\n"
+    _, full_budget = parse(raw, limits)
+    _, lean_budget = parse(raw, limits, lean=True)
+    assert lean_budget.findings == full_budget.findings
+    assert (lean_budget.parts, lean_budget.decoded) == (full_budget.parts, full_budget.decoded)

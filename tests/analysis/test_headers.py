@@ -117,30 +117,39 @@ def test_regex_reader_agrees_with_the_line_reader(lines: list[tuple[bytes, bytes
     fast = _regular_fields(block)
     fields, junk, truncated = _read_lines(block, None)
     if fast is not None:
-        assert (fast, junk, truncated) == (fields, 0, False)
-        assert all(type(f) is HeaderField for f in fast)
+        assert (fast[0], junk, truncated) == (fields, 0, False)
+        assert all(type(f) is HeaderField for f in fast[0])
+        assert fast[1] == first_values(fields)
 
 
 @settings(deadline=None, max_examples=300)
 @given(st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_TEXT),
-                          st.lists(st.sampled_from(_TEXT), max_size=3),
+                          st.lists(st.tuples(st.sampled_from([b"\t", b" ", b"  ", b" \t"]),
+                                             st.sampled_from(_TEXT)), max_size=3),
                           st.sampled_from(_ENDS[:2])), max_size=12))
 def test_regex_reader_takes_regular_blocks(
-    fields: list[tuple[bytes, bytes, list[bytes], bytes]],
+    fields: list[tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes]],
 ) -> None:
     """UTF-8 names, values and continuation lines only: the regex reader takes the block."""
     block = b"".join(
-        name + value + b"".join(end + b"\t" + more for more in folds) + end
+        name + value + b"".join(end + blank + more for blank, more in folds) + end
         for name, value, folds, end in fields
     )
-    assert _regular_fields(block) == _read_lines(block, None)[0]
+    fields_read = _read_lines(block, None)[0]
+    assert _regular_fields(block) == (fields_read, first_values(fields_read))
 
 
 def test_regex_reader_takes_the_common_blocks() -> None:
-    assert _regular_fields(BLOCK) == _read_lines(BLOCK, None)[0]
+    fields = _read_lines(BLOCK, None)[0]
+    assert _regular_fields(BLOCK) == (fields, first_values(fields))
     assert _regular_fields(BLOCK.replace(b"\r\n", b"\n")) is not None
-    assert _regular_fields(b"") == []
+    assert _regular_fields(b"") == ([], {})
     assert _regular_fields(b"A: 1\r\nB: 2") is not None  # no line end at the end
+    # a field that is not UTF-8 (its value read as Latin-1) does not stop the regex reader
+    latin = b"Subject: caf\xe9\r\n\tau lait\xa0\r\nTo: a\xc3\xa9\r\n"
+    fields = _read_lines(latin, None)[0]
+    assert fields[0].value == "caf\xe9 au lait" and fields[1].value == "a\xe9"
+    assert _regular_fields(latin) == (fields, first_values(fields))
     for odd in (b"A: 1\rB: 2\r\n", b"A : 1\r\n", b"A: 1\r\n\r\n", b" x\r\nA: 1\r\n", b"\xff: 1"):
         assert _regular_fields(odd) is None
         assert parse_block(odd).fields == _read_lines(odd, None)[0]

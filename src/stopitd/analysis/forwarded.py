@@ -72,6 +72,65 @@ def _looks_like_message(fields: list[HeaderField]) -> bool:
     return sum(1 for f in fields if f.key in _MESSAGE_FIELDS) >= 2
 
 
+def _nested_finding(parent: int | None) -> tuple[Finding, ...]:
+    if parent is None:
+        return ()
+    return (
+        Finding(
+            "nested-forward",
+            Severity.INFO,
+            f"Found inside original {parent + 1} (a forward of a forward).",
+        ),
+    )
+
+
+def _full_original(
+    ent: Entity,
+    how: How,
+    parent: int | None,
+    findings: tuple[Finding, ...] = (),
+    filename: str = "",
+    feedback: tuple[tuple[str, str], ...] = (),
+) -> Original:
+    """A whole message as an original: ``ent``, found inside original ``parent``."""
+    raw = ent.raw
+    first = ent.first
+    grade = Grade.FULL_MESSAGE
+    if not ent.fields:
+        grade = Grade.NONE
+        findings += (
+            Finding("empty-original", Severity.WARNING, "The attached message has no headers."),
+        )
+    elif "received" not in first:
+        findings += (
+            Finding(
+                "no-received",
+                Severity.WARNING,
+                "The original has no Received headers (saved before it was sent, or "
+                "stripped); there is nothing to trace.",
+            ),
+        )
+    if not first.keys().isdisjoint(_RESENT) and how is not How.RESENT:
+        findings += (Finding("resent", Severity.INFO, "The original carries Resent-* fields."),)
+    if parent is not None:
+        findings = _nested_finding(parent) + findings
+    if ent.junk_lines:
+        findings += _header_findings(ent)
+    return Original(
+        how=how,
+        grade=grade,
+        raw=raw,
+        fields=key_fields_of(first),
+        findings=findings,
+        envelope_sender=(first.get("return-path") or "").strip().strip("<>"),
+        sha256=_sha(raw),
+        found_in=parent,
+        filename=filename,
+        feedback=feedback,
+        header_fields=tuple(ent.fields) if ent.fields_exact else None,
+    )
+
+
 @dataclass(slots=True)
 class _Finder:
     limits: Limits
@@ -161,17 +220,6 @@ class _Finder:
         )
         return False
 
-    def _nested_finding(self, parent: int | None) -> tuple[Finding, ...]:
-        if parent is None:
-            return ()
-        return (
-            Finding(
-                "nested-forward",
-                Severity.INFO,
-                f"Found inside original {parent + 1} (a forward of a forward).",
-            ),
-        )
-
     def _full(
         self,
         ent: Entity,
@@ -181,46 +229,7 @@ class _Finder:
         filename: str = "",
         feedback: tuple[tuple[str, str], ...] = (),
     ) -> int:
-        raw = ent.raw
-        first = ent.first
-        grade = Grade.FULL_MESSAGE
-        extra: list[Finding] = []
-        if not ent.fields:
-            grade = Grade.NONE
-            extra.append(
-                Finding("empty-original", Severity.WARNING, "The attached message has no headers.")
-            )
-        elif "received" not in first:
-            extra.append(
-                Finding(
-                    "no-received",
-                    Severity.WARNING,
-                    "The original has no Received headers (saved before it was sent, or "
-                    "stripped); there is nothing to trace.",
-                )
-            )
-        if not first.keys().isdisjoint(_RESENT) and how is not How.RESENT:
-            extra.append(
-                Finding("resent", Severity.INFO, "The original carries Resent-* fields.")
-            )
-        return self._add(
-            Original(
-                how=how,
-                grade=grade,
-                raw=raw,
-                fields=key_fields_of(first),
-                findings=self._nested_finding(parent)
-                + findings
-                + tuple(extra)
-                + _header_findings(ent),
-                envelope_sender=(first.get("return-path") or "").strip().strip("<>"),
-                sha256=_sha(raw),
-                found_in=parent,
-                filename=filename,
-                feedback=feedback,
-                header_fields=tuple(ent.fields) if ent.fields_exact else None,
-            )
-        )
+        return self._add(_full_original(ent, how, parent, findings, filename, feedback))
 
     # --- the shapes -----------------------------------------------------------------------
 
@@ -319,7 +328,7 @@ class _Finder:
                 grade=Grade.HEADERS_ONLY,
                 raw=raw,
                 fields=key_fields(fields),
-                findings=self._nested_finding(parent) + tuple(findings),
+                findings=_nested_finding(parent) + tuple(findings),
                 envelope_sender=(get(fields, "return-path") or "").strip().strip("<>"),
                 sha256=_sha(raw),
                 found_in=parent,
@@ -436,7 +445,7 @@ class _Finder:
                 grade=grade,
                 raw=raw,
                 fields=fields,
-                findings=self._nested_finding(parent) + tuple(findings),
+                findings=_nested_finding(parent) + tuple(findings),
                 envelope_sender=envelope,
                 sha256=_sha(raw),
                 found_in=parent,
@@ -478,7 +487,7 @@ class _Finder:
                 break
             owner = last_inline if is_inline else parent
             index = self._add(
-                _with_findings(original, self._nested_finding(owner), owner, first=True)
+                _with_findings(original, _nested_finding(owner), owner, first=True)
             )
             if is_inline:
                 last_inline = index
@@ -624,14 +633,12 @@ def _as_original(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original
         finder._msg_original(read, "", None, 0, How.DIRECT)
         return report_info([], raw, budget.findings, []), tuple(finder.originals)
     root, budget = parse(raw, limits, lean=True)  # the parts matter for their findings only
-    finder = _Finder(limits, budget)
-    finder._full(root, How.DIRECT, None)
+    original = _full_original(root, How.DIRECT, None)
     # The report is the original (the same bytes): its key fields and digest were just taken.
-    first = finder.originals[0]
     info = report_info(
-        root.fields, raw, budget.findings, [], first.fields, first.sha256, root.first
+        root.fields, raw, budget.findings, [], original.fields, original.sha256, root.first
     )
-    return info, tuple(finder.originals)
+    return info, (original,)
 
 
 def _find_originals(raw: bytes, limits: Limits) -> tuple[ReportInfo, tuple[Original, ...]]:

@@ -95,16 +95,24 @@ def parse_block(
     A leading mbox ``From `` line and lines that are neither ``name: value`` nor
     continuations are skipped (and counted).
     """
+    return parse_block_first(block, max_fields, max_length)[0]
+
+
+def parse_block_first(
+    block: bytes, max_fields: int | None = None, max_length: int | None = None
+) -> tuple[HeaderBlock, dict[str, str]]:
+    """``parse_block`` and the ``first_values`` of its fields (for the usual block, read in
+    the same pass)."""
     truncated_length = False
     if max_length is not None and len(block) > max_length:
         cut = block.rfind(b"\n", 0, max_length)
         block = block[: cut + 1] if cut >= 0 else block[:max_length]
         truncated_length = True
-    fields = _regular_fields(block)
-    if fields is not None and (max_fields is None or len(fields) <= max_fields):
-        return HeaderBlock(fields, 0, False, truncated_length)
+    regular = _regular_fields(block)
+    if regular is not None and (max_fields is None or len(regular[0]) <= max_fields):
+        return HeaderBlock(regular[0], 0, False, truncated_length), regular[1]
     fields, junk, truncated = _read_lines(block, max_fields)
-    return HeaderBlock(fields, junk, truncated, truncated_length)
+    return HeaderBlock(fields, junk, truncated, truncated_length), first_values(fields)
 
 
 # A regular block, one match per field (groups: the whole field, its name, its value
@@ -116,35 +124,47 @@ _REGULAR_FIELD = re.compile(
     r"(([A-Za-z0-9][A-Za-z0-9_.-]*):(.*(?:\n[ \t].*)*)(?:\n|\Z))|(.+\n?|\n)"
 )
 _new_tuple = tuple.__new__  # builds a HeaderField in C (its __new__ is Python code)
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 
-def _regular_fields(block: bytes) -> list[HeaderField] | None:
-    """The fields of a block that is UTF-8 and nothing but fields (no junk, no lone CR,
-    no empty line, no blank before a colon), found by one regex in C; None for any other
-    block (``_read_lines`` reads those).
+def _regular_fields(block: bytes) -> tuple[list[HeaderField], dict[str, str]] | None:
+    """The fields of a block that is nothing but fields (no junk, no lone CR, no empty
+    line, no blank before a colon), found by one regex in C, and their ``first_values``;
+    None for any other block (``_read_lines`` reads those).
 
-    For such a block this is what ``_read_lines`` gives: each field's text is UTF-8
-    because the whole block is, and encoding a match (UTF-8, the default) gives back its
-    raw bytes.
+    For such a block this is what ``_read_lines`` gives. The block is read as UTF-8 with
+    its other bytes as surrogate escapes: encoding a match gives back its raw bytes, and a
+    field whose text has escapes (not UTF-8: field boundaries are ASCII) has its value
+    read as Latin-1, as ``_read_lines`` reads it.
     """
-    if block.count(b"\r") != block.count(b"\r\n"):
+    if _LONE_CR.search(block) is not None:
         return None
-    try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    text = block.decode("utf-8", "surrogateescape")
     fields: list[HeaderField] = []
+    first: dict[str, str] = {}
     append = fields.append
     for whole, name, value, other in _REGULAR_FIELD.findall(text):
         if other:
             return None
+        try:
+            raw = whole.encode()
+        except UnicodeEncodeError:  # escapes: in the value (a name is ASCII)
+            raw = whole.encode("utf-8", "surrogateescape")
+            value = value.encode("utf-8", "surrogateescape").decode("latin-1")
         if "\n" in value:  # folded
             # ``_FOLD.sub`` by plain replaces (a regex scan of a long DKIM value costs
             # several times more): here every CR is before a LF and every LF before a
-            # blank.
-            value = value.replace("\r\n", "\n").replace("\n ", " ").replace("\n\t", " ")
-        append(_new_tuple(HeaderField, (name, whole.encode(), value.strip(), name.lower())))
-    return fields
+            # blank, so without tabs unfolding only drops the CRs and LFs.
+            if "\t" in value:
+                value = value.replace("\r\n", "\n").replace("\n ", " ").replace("\n\t", " ")
+            else:
+                value = value.replace("\r\n", "").replace("\n", "")
+        value = value.strip()
+        key = name.lower()
+        if key not in first:
+            first[key] = value
+        append(_new_tuple(HeaderField, (name, raw, value, key)))
+    return fields, first
 
 
 def _read_lines(

@@ -16,23 +16,24 @@ from dataclasses import dataclass, field
 from email.message import Message
 
 from stopitd.analysis.headers import (
-    HeaderBlock,
     HeaderField,
     decode_words,
     field_value,
     first_values,
     parse_block,
+    parse_block_first,
 )
 from stopitd.analysis.model import Finding, Severity
 from stopitd.analysis.policy import Limits
 
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+_IDENTITY = ("", "7bit", "8bit", "binary")  # transfer encodings that leave a body as it is
 # Up to this many open boundaries each is searched for on its own; beyond it (only with
 # raised depth limits) checking each "--" line costs less.
 _ALTERNATION_MAX = 16
 _ANY_DASH_LINE = re.compile(rb"^--([^\r\n]*)", re.M)
-# A line end, then an empty line or a line starting with "--" (group 1).
-_BLANK_OR_DASHES = re.compile(rb"\n(?:\r?\n|(--))")
+# A line end, then an empty line or a line starting with "--".
+_BLANK_OR_DASHES = re.compile(rb"\n(?:\r?\n|--)")
 
 
 @dataclass(slots=True)
@@ -54,10 +55,8 @@ class Entity:
     children: list[Entity] = field(default_factory=list)
     encoded_message: bool = False  # a message/rfc822 whose body was base64/QP-decoded
     junk_lines: int = 0  # header lines that were neither fields nor continuations
-    # In a lean walk (``parse(..., lean=True)``) a part below the top keeps only the
-    # Content-Type, -Disposition and -Transfer-Encoding fields that steer the walk.
     # ``fields`` are exactly what parsing ``raw``'s header block alone gives: it ended at
-    # an empty line (or is all of ``raw``), nothing was cut for length, not lean.
+    # an empty line (or is all of ``raw``), nothing was cut for length.
     fields_exact: bool = False
 
     @property
@@ -111,15 +110,23 @@ class Budget:
         return True
 
 
-_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+# A quoted value is ``"(?:[^"\\]|\\.)*"`` unrolled: the same strings, several times
+# faster to match (no branch per character).
+_PARAM = re.compile(r';\s*([^\s=;"]+)\s*=\s*("[^"\\]*(?:\\.[^"\\]*)*"|[^;]*)')
 _TYPE = re.compile(r"\s*([^\s;/]+)\s*/\s*([^\s;]+)")
+
+
+def _plain_type(value: str) -> re.Match[str] | None:
+    """The type/subtype match of a value without RFC 2231/2047 parameters; None for any
+    other value (the stdlib reads those)."""
+    if "*" in value or "=?" in value:
+        return None
+    return _TYPE.match(value)
 
 
 def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
     """The common case without RFC 2231/2047 parameters, read without the stdlib's cost."""
-    if "*" in value or "=?" in value:
-        return None
-    m = _TYPE.match(value)
+    m = _plain_type(value)
     if m is None:
         return None
     params: dict[str, str] = {}
@@ -130,7 +137,7 @@ def _plain_params(value: str) -> tuple[str, dict[str, str]] | None:
             if "\\" in raw:
                 raw = re.sub(r"\\(.)", r"\1", raw)
         params.setdefault(key.lower(), raw)
-    return f"{m.group(1)}/{m.group(2)}".lower(), params
+    return "/".join(m.groups()).lower(), params
 
 
 def content_params(fields: list[HeaderField]) -> tuple[str, dict[str, str], str, str]:
@@ -148,8 +155,27 @@ def content_params_of(first: dict[str, str]) -> tuple[str, dict[str, str], str, 
         ctype, params = fast_type
         disposition = fast_disp[0][2:] if disp_value else ""
         filename = fast_disp[1].get("filename") or params.get("name", "")
-        return ctype, params, disposition, decode_words(filename)
+        return ctype, params, disposition, decode_words(filename) if filename else ""
     return _stdlib_params(ctype_value, disp_value)
+
+
+def _walk_type(first: dict[str, str]) -> tuple[str, str]:
+    """(content type, boundary; "" when none) as ``content_params_of`` reads them, without
+    the work that cannot change them: the parameters of a type that is not a multipart,
+    the disposition's parameters and its filename. (A type or disposition that is not
+    plain sends both to the stdlib, which may read the type otherwise.)"""
+    ctype_value = first.get("content-type")
+    disp_value = first.get("content-disposition")
+    if not disp_value or _plain_type("x/" + disp_value) is not None:
+        if not ctype_value:
+            return "text/plain", ""
+        m = _plain_type(ctype_value)
+        if m is not None:
+            ctype = "/".join(m.groups()).lower()
+            if not ctype.startswith("multipart/"):
+                return ctype, ""
+    ctype, params, _, _ = content_params_of(first)
+    return ctype, params.get("boundary", "")
 
 
 def _stdlib_params(
@@ -187,14 +213,19 @@ def _param_text(value: object) -> str:
 
 def decode_body(entity: Entity, budget: Budget) -> bytes | None:
     """The body with its Content-Transfer-Encoding undone, or None when over a limit."""
-    if entity.cte not in ("base64", "quoted-printable"):
-        return entity.body
+    return _decoded(entity.buf, entity.body_start, entity.end, entity.cte, budget)
+
+
+def _decoded(buf: bytes, start: int, end: int, cte: str, budget: Budget) -> bytes | None:
+    """``decode_body`` of the body ``buf[start:end]``."""
+    if cte not in ("base64", "quoted-printable"):
+        return buf[start:end]
     # decoded from the buffer in place: a slice would copy the encoded body first (25 MB
     # more at the worker's peak for a report at the size limit)
-    body = memoryview(entity.buf)[entity.body_start : entity.end]
+    body = memoryview(buf)[start:end]
     if not budget.allow_decode(len(body)):
         return None
-    if entity.cte == "quoted-printable":
+    if cte == "quoted-printable":
         return binascii.a2b_qp(body)
     try:
         return binascii.a2b_base64(body)
@@ -216,12 +247,19 @@ def decode_body(entity: Entity, budget: Budget) -> bytes | None:
 _STEERING_FIELD = re.compile(
     rb"(content-(?:type|disposition|transfer-encoding))[ \t]*:(.*(?:\n[ \t].*)*)\n?", re.I
 )
+_LONE_CR = re.compile(rb"\r(?!\n)")
+# The three names differ in length: a match's name length tells which it is.
+_STEERING_KEYS = {
+    len(key): key for key in ("content-type", "content-disposition", "content-transfer-encoding")
+}
 
 
-def steering_fields(block: bytes, limits: Limits) -> HeaderBlock:
-    """The fields of a part's header block that steer the walk, as ``parse_block`` reads
-    them, and its limit flags: the lean walk's reader (it skips the other fields, which
-    cost most in an attached message's header block).
+def steering_values(block: bytes, limits: Limits) -> tuple[dict[str, str], bool, bool]:
+    """The first values of the fields of a part's header block that steer the walk (what
+    ``first_values`` of ``parse_block``'s fields gives for them; all first values when
+    that reader is used), and its limit flags (too many fields, cut for length): the lean
+    walk's reader (it skips the other fields, which cost most in an attached message's
+    header block).
 
     Only in a block that cannot be cut and has no lone CR (``splitlines`` ends a line
     there): then every line that starts with ``content-type:`` (any case, blanks before
@@ -229,20 +267,26 @@ def steering_fields(block: bytes, limits: Limits) -> HeaderBlock:
     """
     if (
         len(block) > limits.max_header_length
-        or block.count(b"\n") >= limits.max_headers
-        or block.count(b"\r") != block.count(b"\r\n")
+        or (len(block) >= limits.max_headers and block.count(b"\n") >= limits.max_headers)
+        or _LONE_CR.search(block) is not None
     ):
-        return parse_block(block, limits.max_headers, limits.max_header_length)
+        head = parse_block(block, limits.max_headers, limits.max_header_length)
+        return first_values(head.fields), head.truncated_fields, head.truncated_length
     low = b"\n" + block.lower()  # a LF before every line start: low[i + 1] is block[i]
-    fields: list[HeaderField] = []
+    first: dict[str, str] = {}
     nl = low.find(b"\ncontent-")
     while nl >= 0:
         m = _STEERING_FIELD.match(block, nl)
         if m is not None:
-            name = m.group(1).decode("ascii")
-            fields.append(HeaderField(name, m.group(), field_value(m.group(2)), name.lower()))
+            key = _STEERING_KEYS[m.end(1) - nl]
+            if key not in first:
+                first[key] = field_value(m.group(2))
         nl = low.find(b"\ncontent-", nl + 1)
-    return HeaderBlock(fields)
+    return first, False, False
+
+
+# A delimiter line: (line start, line end, boundary, is close).
+_Term = tuple[int, int, bytes, bool]
 
 
 class _Walker:
@@ -251,11 +295,11 @@ class _Walker:
     def __init__(self, buf: bytes, budget: Budget, lean: bool = False) -> None:
         self.buf = buf
         self.budget = budget
-        self.lean = lean  # parts below the top: only what steers the walk (see Entity)
+        self.lean = lean  # parts below the top: walked for their findings only (see parse)
         self.active: dict[bytes, int] = {}  # boundary -> how many open multiparts use it
         # boundary -> (searched from, its next delimiter line from there): each boundary's
         # lines are found once, however many parts ask
-        self._next: dict[bytes, tuple[int, tuple[int, int, bytes, bool] | None]] = {}
+        self._next: dict[bytes, tuple[int, _Term | None]] = {}
 
     def _set_active(self, boundary: bytes, change: int) -> None:
         count = self.active.get(boundary, 0) + change
@@ -273,7 +317,7 @@ class _Walker:
             return text[:-2], True
         return None
 
-    def next_delimiter(self, pos: int) -> tuple[int, int, bytes, bool] | None:
+    def next_delimiter(self, pos: int) -> _Term | None:
         """(line start, line end, boundary, is close) of the next open delimiter line.
 
         A delimiter line is ``--boundary``, maybe ``--``, blanks, maybe CR, then the line
@@ -290,7 +334,7 @@ class _Walker:
                 if found is not None:
                     return m.start(), m.end(), found[0], found[1]
             return None
-        best: tuple[int, int, bytes, bool] | None = None
+        best: _Term | None = None
         for boundary in self.active:
             hit = self._next_line_of(boundary, pos)
             if hit is not None and (
@@ -301,7 +345,7 @@ class _Walker:
                 best = hit
         return best
 
-    def _next_line_of(self, boundary: bytes, pos: int) -> tuple[int, int, bytes, bool] | None:
+    def _next_line_of(self, boundary: bytes, pos: int) -> _Term | None:
         known = self._next.get(boundary)
         if known is not None and known[0] <= pos and (known[1] is None or known[1][0] >= pos):
             return known[1]
@@ -309,7 +353,7 @@ class _Walker:
         n = len(buf)
         needle = b"--" + boundary
         line_needle = b"\n" + needle  # only line starts: text that merely holds it is skipped
-        found: tuple[int, int, bytes, bool] | None = None
+        found: _Term | None = None
         if pos == 0 and buf.startswith(needle):
             i = 0
         else:
@@ -351,8 +395,10 @@ class _Walker:
             # found in C (the search stops at the first of either, so many parts cost
             # linear time). Anything else takes the line loop below.
             stop = _BLANK_OR_DASHES.search(buf, pos, limit + 2)
-            if stop is not None and stop.group(1) is None and stop.start() < limit:
-                return stop.start() + 1, stop.end()
+            if stop is not None:
+                start, end = stop.span()
+                if start < limit and buf[start + 1] != 0x2D:  # not a "--" line
+                    return start + 1, end
         return self._header_lines_end(pos, limit)
 
     def _header_lines_end(self, pos: int, limit: int) -> tuple[int, int]:
@@ -376,28 +422,18 @@ class _Walker:
             p = nl + 1
         return n, n
 
-    def entity(self, pos: int, depth: int) -> tuple[Entity, tuple[int, int, bytes, bool] | None]:
+    # The walk recurses entity -> (_multipart ->) entity, as few frames a level as can be:
+    # a report nested deeper than Python's stack is read again shallower (forwarded).
+
+    def entity(self, pos: int, depth: int) -> tuple[Entity, _Term | None]:
         """Parse the entity at ``pos``; returns it and the delimiter that ended it."""
         hend, bstart = self.header_block_end(pos)
         limits = self.budget.limits
-        lean = self.lean and depth > 0
-        if lean:
-            block = steering_fields(self.buf[pos:hend], limits)
-        else:
-            block = parse_block(self.buf[pos:hend], limits.max_headers, limits.max_header_length)
-        if block.truncated_fields:
-            self.budget.hit(
-                "too-many-headers",
-                f"A header block has more than {limits.max_headers} fields; the rest were "
-                "not read.",
-            )
-        if block.truncated_length:
-            self.budget.hit(
-                "header-too-long",
-                f"A header block is longer than {limits.max_header_length} bytes; the rest "
-                "was not read.",
-            )
-        first = first_values(block.fields)
+        block, first = parse_block_first(
+            self.buf[pos:hend], limits.max_headers, limits.max_header_length
+        )
+        if block.truncated_fields or block.truncated_length:
+            self._header_hits(block.truncated_fields, block.truncated_length)
         ctype, params, disp, filename = content_params_of(first)
         cte = (first.get("content-transfer-encoding") or "").strip().lower()
         ent = Entity(
@@ -417,69 +453,140 @@ class _Walker:
             # a header block that ends at an empty line, or the whole buffer (a message
             # without a body: split_message reads all of it as header too)
             fields_exact=(bstart > hend or (pos == 0 and hend == len(self.buf)))
-            and not block.truncated_length
-            and not lean,
+            and not block.truncated_length,
         )
+        children = None if self.lean else ent.children  # None: parts for findings only
         self.budget.parts += 1
         is_multipart = ctype.startswith("multipart/")  # ent.is_multipart, without a call
         is_message = ctype in _MESSAGE_TYPES
         too_deep = depth >= limits.max_mime_depth
         if too_deep and (is_multipart or is_message):
-            self.budget.hit(
-                "mime-too-deep",
-                f"MIME nesting deeper than {limits.max_mime_depth} levels was not followed.",
-            )
+            self._too_deep_hit()
         if self.budget.parts > limits.max_parts:
-            self.budget.hit(
-                "too-many-parts",
-                f"The report has more than {limits.max_parts} MIME parts; the rest were "
-                "kept but not looked into.",
-            )
+            self._too_many_parts_hit()
             too_deep = True
         if not too_deep and is_multipart and params.get("boundary"):
-            term = self._multipart(ent, params["boundary"].encode("utf-8", "replace"), depth)
-        elif not too_deep and is_message and cte in ("", "7bit", "8bit", "binary"):
-            child, term = self.entity(bstart, depth + 1)
-            ent.children.append(child)
+            term = self._multipart(children, bstart, params["boundary"], depth)
+        elif not too_deep and is_message and cte in _IDENTITY:
+            if children is None:
+                term = self._lean_part(bstart, depth + 1)
+            else:
+                child, term = self.entity(bstart, depth + 1)
+                children.append(child)
         else:
             term = self.next_delimiter(bstart)
             if not too_deep and is_message:
-                self._encoded_message(ent, term, depth)
+                ent.encoded_message = self._encoded_message(children, bstart, cte, term, depth)
         if term is not None:
             ent.end = self.end_before(term[0], bstart)
         return ent, term
 
+    def _lean_part(self, pos: int, depth: int) -> _Term | None:
+        """``entity`` for a part below the top of a lean walk: the same walk and findings,
+        but nothing is kept; returns the delimiter that ended it."""
+        hend, bstart = self.header_block_end(pos)
+        limits = self.budget.limits
+        block = self.buf[pos:hend]
+        low = block.lower()
+        if (
+            b"multipart" not in low
+            and b"message" not in low
+            and len(block) < limits.max_headers  # (so fewer fields than that)
+            and len(block) <= limits.max_header_length
+        ):
+            # A leaf within the limits: whatever its fields say, its type (read plainly
+            # or by the stdlib) is neither multipart/* nor message/*, so only its count
+            # and its end matter.
+            self.budget.parts += 1
+            if self.budget.parts > limits.max_parts:
+                self._too_many_parts_hit()
+            return self.next_delimiter(bstart)
+        first, too_many, too_long = steering_values(block, limits)
+        if too_many or too_long:
+            self._header_hits(too_many, too_long)
+        ctype, boundary = _walk_type(first)
+        cte = (first.get("content-transfer-encoding") or "").strip().lower()
+        self.budget.parts += 1
+        is_multipart = ctype.startswith("multipart/")
+        is_message = ctype in _MESSAGE_TYPES
+        too_deep = depth >= limits.max_mime_depth
+        if too_deep and (is_multipart or is_message):
+            self._too_deep_hit()
+        if self.budget.parts > limits.max_parts:
+            self._too_many_parts_hit()
+            too_deep = True
+        if not too_deep and is_multipart and boundary:
+            return self._multipart(None, bstart, boundary, depth)
+        if not too_deep and is_message and cte in _IDENTITY:
+            return self._lean_part(bstart, depth + 1)
+        term = self.next_delimiter(bstart)
+        if not too_deep and is_message:
+            self._encoded_message(None, bstart, cte, term, depth)
+        return term
+
+    def _header_hits(self, too_many: bool, too_long: bool) -> None:
+        limits = self.budget.limits
+        if too_many:
+            self.budget.hit(
+                "too-many-headers",
+                f"A header block has more than {limits.max_headers} fields; the rest were "
+                "not read.",
+            )
+        if too_long:
+            self.budget.hit(
+                "header-too-long",
+                f"A header block is longer than {limits.max_header_length} bytes; the rest "
+                "was not read.",
+            )
+
+    def _too_deep_hit(self) -> None:
+        self.budget.hit(
+            "mime-too-deep",
+            f"MIME nesting deeper than {self.budget.limits.max_mime_depth} levels was not "
+            "followed.",
+        )
+
+    def _too_many_parts_hit(self) -> None:
+        self.budget.hit(
+            "too-many-parts",
+            f"The report has more than {self.budget.limits.max_parts} MIME parts; the rest "
+            "were kept but not looked into.",
+        )
+
     def _encoded_message(
-        self, ent: Entity, term: tuple[int, int, bytes, bool] | None, depth: int
-    ) -> None:
-        if term is not None:
-            ent.end = self.end_before(term[0], ent.body_start)
-        decoded = decode_body(ent, self.budget)
+        self, children: list[Entity] | None, bstart: int, cte: str, term: _Term | None, depth: int
+    ) -> bool:
+        """A base64/QP-encoded message/rfc822 body, decoded and walked into ``children``
+        (None: for its findings only); False when it was not decoded (over a limit)."""
+        end = len(self.buf) if term is None else self.end_before(term[0], bstart)
+        decoded = _decoded(self.buf, bstart, end, cte, self.budget)
         if decoded is None:
-            return
-        child = parse_buffer(decoded, self.budget, depth + 1, self.lean)
-        ent.children.append(child)
-        ent.encoded_message = True
+            return False
+        if children is None:
+            _Walker(decoded, self.budget, True)._lean_part(0, depth + 1)
+        else:
+            children.append(parse_buffer(decoded, self.budget, depth + 1))
+        return True
 
     def _multipart(
-        self, ent: Entity, boundary: bytes, depth: int
-    ) -> tuple[int, int, bytes, bool] | None:
-        self._set_active(boundary, +1)
+        self, children: list[Entity] | None, body_start: int, boundary: str, depth: int
+    ) -> _Term | None:
+        """Walk a multipart's parts into ``children`` (None: for their findings only)."""
+        delimiter = boundary.encode("utf-8", "replace")
+        self._set_active(delimiter, +1)
         try:
-            term = self.next_delimiter(ent.body_start)  # the end of the preamble
-            while term is not None and term[2] == boundary and not term[3]:
+            term = self.next_delimiter(body_start)  # the end of the preamble
+            while term is not None and term[2] == delimiter and not term[3]:
                 start = term[1] + _eol_len(self.buf, term[1])
                 if self.budget.parts >= self.budget.limits.max_parts:
-                    self.budget.hit(
-                        "too-many-parts",
-                        f"The report has more than {self.budget.limits.max_parts} MIME parts; "
-                        "the rest were kept but not looked into.",
-                    )
+                    self._too_many_parts_hit()
                     term = self.next_delimiter(start)
-                    continue
-                child, term = self.entity(start, depth + 1)
-                ent.children.append(child)
-            if term is None or term[2] != boundary:
+                elif children is None:
+                    term = self._lean_part(start, depth + 1)
+                else:
+                    child, term = self.entity(start, depth + 1)
+                    children.append(child)
+            if term is None or term[2] != delimiter:
                 self.budget.hit(
                     "mime-unterminated",
                     "A multipart has no closing delimiter; its parts were read to the end "
@@ -489,7 +596,7 @@ class _Walker:
                 return term
             after = term[1] + _eol_len(self.buf, term[1])  # the epilogue follows
         finally:
-            self._set_active(boundary, -1)
+            self._set_active(delimiter, -1)
         return self.next_delimiter(after)
 
 
@@ -512,8 +619,9 @@ def parse_buffer(buf: bytes, budget: Budget, depth: int = 0, lean: bool = False)
 def parse(raw: bytes, limits: Limits, lean: bool = False) -> tuple[Entity, Budget]:
     """The message tree of ``raw`` and the budget (with its findings) used to walk it.
 
-    ``lean``: only the top's header fields are wanted; the parts below are walked for the
-    findings alone, and keep only the fields that steer the walk.
+    ``lean``: only the top is wanted; the parts below are walked for the findings alone,
+    reading only the fields that steer the walk, and are not kept (the top has no
+    children).
     """
     budget = Budget(limits)
     return parse_buffer(raw, budget, 0, lean), budget
