@@ -445,6 +445,9 @@ class Dialect(NamedTuple):
     fallback: str  # name of the function for values of any other type
     other: str  # code for a value whose declared type has no shape here, from ``{get}``
     nested: Callable[[type], Callable[[Any], Any]]  # the generated function of a dataclass
+    # code for a whole tuple of dataclass values, from ``{name}``, when the nested function
+    # checks its value's class itself (so that ``map`` can call it); None: as any tuple
+    objects: str | None = None
 
 
 # The exact class each shape's values are checked against (enums and dataclasses: their own).
@@ -474,6 +477,9 @@ def value_code(name: str, annotation: str, ns: dict[str, Any], dialect: Dialect)
     if tuple_of is not None:
         if one is None:
             return f"{fallback}(v.{name})"
+        if shape == "dataclass" and dialect.objects is not None:
+            sequence = dialect.objects.format(name=name)
+            return f"({sequence} if {get}.__class__ is _tuple else {fallback}(x))"
         each = f"{one.format(x='i', name=name)} if i.__class__ is {test} else {fallback}(i)"
         sequence = dialect.sequence.format(each=each)
         return f"({sequence} if {get}.__class__ is _tuple else {fallback}(x))"
