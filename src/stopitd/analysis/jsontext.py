@@ -18,7 +18,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -85,6 +85,7 @@ def _namespace() -> dict[str, Any]:
         "_datetime_cls": datetime, "_join": _join, "_comma": ",".join,
         "_MARK_ESCAPED": _MARK_ESCAPED, "_float": float,
         "_float_repr": float.__repr__, "_FLOAT_MAX": _FLOAT_MAX, "_map": map,
+        "_UTC": UTC, "_MD": model._MONTH_DAY, "_HM": model._HOUR_MINUTE, "_SZ": model._SECOND_Z,
     }
 
 
@@ -257,12 +258,20 @@ def _writer_of(cls: type, braces: bool = True) -> Callable[..., str]:
     return write
 
 
+# A UTC datetime's text as ``_iso`` writes it, without the call (a third of its cost); any
+# other, the call.
+_ISO = (
+    "(f'\"{{y}}{{_MD[{x}.month * 32 + {x}.day]}}{{_HM[{x}.hour * 60 + {x}.minute]}}"
+    "{{_SZ[{x}.second]}}\"' if {x}.tzinfo is _UTC and (y := {x}.year) >= 1000"
+    " else f'\"{{_iso({x})}}\"')"
+)
+
 # The joining writers' dialect: as the escaping one, with enum values' texts looked up,
 # empty text and empty tuples written without a call, and nested objects by their writers.
 _JOINED = _text_dialect(
     {
         "str": "('\"\"' if {x} == '' else _enc({x}))", "int": "_int_repr({x})",
-        "bool": "('true' if {x} else 'false')", "datetime": "f'\"{{_iso({x})}}\"'",
+        "bool": "('true' if {x} else 'false')", "datetime": _ISO,
         "float": "(_float_repr({x}) if -_FLOAT_MAX <= {x} <= _FLOAT_MAX else _general({x}))",
         "enum": "_V_{name}[{x}._value_]", "dataclass": "_c_{name}({x})",
     },

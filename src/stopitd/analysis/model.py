@@ -353,17 +353,19 @@ _KEEP_RAW_TEXT = {Hop}  # a hop's raw text is evidence staff must see
 _FLATTENED = {"fields"}
 
 
-# "00" to "99": the two-digit fields of a time, each one lookup (no format call).
-_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
+# The text of a UTC time's fields in three lookups, for ``_iso``: "-MM-DDT" at month * 32 +
+# day, "HH:MM:" at hour * 60 + minute, "SSZ" at second (fewer joins and number formats).
+_MONTH_DAY = tuple(f"-{m:02d}-{d:02d}T" for m in range(13) for d in range(32))
+_HOUR_MINUTE = tuple(f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60))
+_SECOND_Z = tuple(f"{s:02d}Z" for s in range(60))
 
 
 def _iso(value: datetime) -> str:
-    if value.tzinfo is UTC and value.year >= 1000:  # what strftime below gives, spelt out
-        # isoformat formats with C printf, and the offset too: several times this
-        two = _TWO_DIGITS
+    if value.tzinfo is UTC and (year := value.year) >= 1000:  # strftime's text, spelt out
+        # isoformat formats with C printf, and the offset too: about twice this
         return (
-            f"{value.year}-{two[value.month]}-{two[value.day]}"
-            f"T{two[value.hour]}:{two[value.minute]}:{two[value.second]}Z"
+            f"{year}{_MONTH_DAY[value.month * 32 + value.day]}"
+            f"{_HOUR_MINUTE[value.hour * 60 + value.minute]}{_SECOND_Z[value.second]}"
         )
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
