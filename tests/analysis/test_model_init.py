@@ -1,11 +1,13 @@
 """model's dataclasses are built by ``_slot_init``'s __init__ (slots set through their
-member descriptors): the same parameters, defaults and values as dataclass's own, and
-still frozen."""
+member descriptors, or through an unfrozen twin class from ``_TWIN_FIELDS`` fields on): the
+same parameters, defaults and values as dataclass's own, and still frozen."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
+import pickle
 from dataclasses import dataclass, fields, is_dataclass
 
 import pytest
@@ -65,3 +67,22 @@ def test_values_defaults_factories_and_frozen() -> None:
     with pytest.raises(TypeError):
         model.Hop("r")  # type: ignore[call-arg]
     assert dataclasses.replace(hop, ip="2").ip == "2"
+
+
+def test_values_filled_through_the_twin_are_of_their_class() -> None:
+    assert len(fields(model.Hop)) >= model._TWIN_FIELDS
+    hop = model.Hop("r", model.HopStatus.PARSED, ip="192.0.2.1", delay_s=1.5)
+    assert type(hop) is model.Hop and hop.delay_s == 1.5 and hop.auth == ""
+    assert hash(hop) == hash(model.Hop("r", model.HopStatus.PARSED, ip="192.0.2.1", delay_s=1.5))
+    assert pickle.loads(pickle.dumps(hop)) == hop and copy.copy(hop) == hop
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hop.raw = "x"  # type: ignore[misc]
+    report = model.ReportInfo(size=3)  # a default factory among the fields
+    assert type(report) is model.ReportInfo and report.fields == model.KeyFields()
+
+    class Sub(model.Hop):  # a subclass's value takes the descriptor way, keeping its class
+        __slots__ = ("extra",)
+
+    sub = Sub("r", model.HopStatus.SKIPPED, by="mx")
+    assert type(sub) is Sub
+    assert (sub.raw, sub.status, sub.by) == ("r", model.HopStatus.SKIPPED, "mx")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -36,9 +37,32 @@ def _unreadable(path: str, reason: str) -> Analysis:
     )
 
 
+# The largest file read by one ``os.read`` (bigger ones, and oddities such as a directory
+# whose end lseek puts at 2**63 - 1, take the file object's way).
+_ONE_READ = 1 << 30
+
+
 def _read(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
+    # A regular file: its size by lseek, then one read. A file object (open, its checks,
+    # readall's loop, the with-statement) costs some 5 K instructions more per message.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        fd = -1  # the file object below raises the same error
+    if fd >= 0:
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if 0 <= size < _ONE_READ:
+                os.lseek(fd, 0, os.SEEK_SET)
+                data = os.read(fd, size + 1)
+                if len(data) <= size:  # at its end: a regular file is read whole
+                    return data
+        except OSError:
+            pass  # not seekable (a pipe) or not readable so: the file object's way
+        finally:
+            os.close(fd)
     with open(path, "rb", buffering=0) as f:  # a raw file: no buffer object for one read
         return f.readall()
 
