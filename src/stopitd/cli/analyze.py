@@ -57,7 +57,7 @@ def _read(path: str) -> bytes:
             if 0 <= size < _ONE_READ:
                 os.lseek(fd, 0, os.SEEK_SET)
                 data = os.read(fd, size + 1)
-                if len(data) <= size:  # at its end: a regular file is read whole
+                if len(data) == size:  # whole; a short read takes the file object
                     return data
         except OSError:
             pass  # not seekable (a pipe) or not readable so: the file object's way
